@@ -1,0 +1,178 @@
+"""Audio sources: anything that yields fixed-size blocks of 16 kHz float32 audio per role.
+
+A source is opened (and checked) before the call starts, then iterated. Every block carries
+`start`, its first sample's index in call time, so everything downstream stamps events by
+samples consumed, never by the wall clock. Blocks always have the same length (the last one
+is zero-padded and says how many samples are real), which keeps segmentation identical at
+any replay speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+RATE = 16000
+
+
+class AudioInputError(Exception):
+    """Audio that cannot be used; the message is one line telling the user what to do."""
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """One block of call audio: `start` sample, `length` real samples, one array per role."""
+
+    start: int
+    length: int
+    roles: dict[str, np.ndarray]
+
+
+class Pacer:
+    """Sleeps so blocks come out no faster than `speed` × real time (None: as fast as possible)."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self._t0: float | None = None
+
+    def wait(self, end_sample: int) -> None:
+        """Block until the audio up to `end_sample` would have been heard at this speed."""
+        if self.speed is None:
+            return
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + end_sample / RATE / self.speed
+        if due > now:
+            time.sleep(due - now)
+
+
+class FileSource:
+    """A recorded call: any format FFmpeg reads, any rate and channel count, decoded in blocks.
+
+    Memory stays flat on long files: frames are decoded, resampled to 16 kHz and cut into
+    blocks as they arrive, never loaded whole.
+    """
+
+    def __init__(self, path: str | Path, block_samples: int, pacer: Pacer | None = None) -> None:
+        self.path = Path(path)
+        self.roles: dict[str, int] = {}
+        self.block_samples = block_samples
+        self.pacer = pacer or Pacer(None)
+        self.channels = 0
+        self.native_rate = 0
+        self.error: str | None = None
+        self.duration_s: float | None = None
+        self._container: av.container.InputContainer | None = None
+        self._open()
+
+    @property
+    def description(self) -> str:
+        """What the call.started event says about the source."""
+        return f"file:{self.path}"
+
+    def _open(self) -> None:
+        path = self.path
+        if not path.exists():
+            raise AudioInputError(f"no such file: {path}")
+        if path.is_dir():
+            raise AudioInputError(f"{path} is a directory; give an audio file (wav, flac, ogg, mp3)")
+        if path.stat().st_size == 0:
+            raise AudioInputError(f"{path} is empty (0 bytes); give a recorded call")
+        try:
+            self._container = av.open(str(path), metadata_errors="ignore")
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise AudioInputError(f"{path} is not a readable audio file ({_reason(exc)}); give wav, flac, ogg or mp3") from None
+        streams = self._container.streams.audio
+        if not streams:
+            self._container.close()
+            raise AudioInputError(f"{path} has no audio stream; give a recorded call")
+        stream = streams[0]
+        self.channels = stream.codec_context.channels
+        self.native_rate = stream.codec_context.sample_rate
+        if stream.duration is not None and stream.time_base is not None:
+            self.duration_s = float(stream.duration * stream.time_base)
+        elif self._container.duration:
+            self.duration_s = self._container.duration / 1_000_000
+        if self.channels == 0 or self.native_rate == 0:
+            self._container.close()
+            raise AudioInputError(f"{path} has an audio stream with no channels or no sample rate; the file is corrupt")
+
+    def use_roles(self, roles: dict[str, int]) -> None:
+        """Map roles to channels; a channel the file lacks is bad input."""
+        for role, channel in roles.items():
+            if channel >= self.channels:
+                assert self._container is not None
+                self._container.close()
+                raise AudioInputError(
+                    f"{self.path} has {self.channels} channel(s) (0..{self.channels - 1}) but the {role} is set to "
+                    f"channel {channel}; choose another with --{role}-channel"
+                )
+        self.roles = dict(roles)
+
+    def __iter__(self) -> Iterator[AudioBlock]:
+        """Decode, resample and yield blocks; a decode error mid-file ends the stream and sets `error`."""
+        assert self._container is not None
+        n = self.block_samples
+        pending = np.zeros((self.channels, 0), dtype=np.float32)
+        position = 0
+        try:
+            for chunk in self._decode():
+                pending = np.concatenate([pending, chunk], axis=1) if pending.shape[1] else chunk
+                while pending.shape[1] >= n:
+                    yield self._block(position, pending[:, :n], n)
+                    position += n
+                    pending = pending[:, n:]
+            if pending.shape[1]:
+                real = pending.shape[1]
+                pad = np.zeros((self.channels, n), dtype=np.float32)
+                pad[:, :real] = pending
+                yield self._block(position, pad, real)
+                position += real
+        finally:
+            self._container.close()
+        if position == 0 and self.error is None:
+            raise AudioInputError(f"{self.path} contains no audio samples (zero length); give a recorded call")
+
+    def _block(self, start: int, data: np.ndarray, real: int) -> AudioBlock:
+        self.pacer.wait(start + real)
+        return AudioBlock(start, real, {role: data[ch].copy() for role, ch in self.roles.items()})
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        assert self._container is not None
+        stream = self._container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", rate=RATE)
+        try:
+            for frame in self._container.decode(stream):
+                frame.pts = None  # the resampler keeps its own clock; broken timestamps must not stall it
+                for out in resampler.resample(frame):
+                    yield _planar(out, self.channels)
+            for out in resampler.resample(None):
+                yield _planar(out, self.channels)
+        except (av.error.FFmpegError, ValueError) as exc:
+            # Keep everything decoded so far: the call up to the damage is still transcribed.
+            self.error = f"{self.path} is damaged after the audio already read ({_reason(exc)})"
+
+
+def roles_for(channels: int, agent_channel: int, customer_channel: int, mono_role: str) -> dict[str, int]:
+    """Channel of each role: a mono source is one role, anything wider maps agent and customer."""
+    if channels == 1:
+        return {mono_role: 0}
+    if agent_channel == customer_channel:
+        raise AudioInputError(f"the agent and the customer are both set to channel {agent_channel}; give them different channels")
+    return {"agent": agent_channel, "customer": customer_channel}
+
+
+def _planar(frame: av.AudioFrame, channels: int) -> np.ndarray:
+    data = frame.to_ndarray().astype(np.float32, copy=False)
+    return data.reshape(channels, -1)
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip().rstrip(".").split(":")[-1].strip() or type(exc).__name__

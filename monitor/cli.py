@@ -1,0 +1,156 @@
+"""The `callmon` command: argument parsing, config, and running the pipeline.
+
+Exit codes: 0 done; 2 bad input (file, config, model, channel); 1 the pipeline failed;
+130 interrupted (the call is still closed with `call.ended`). Errors are one line on stderr,
+never a traceback (`-v` adds the traceback for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .audio.source import AudioInputError, FileSource, Pacer, roles_for
+from .config import ROLES, Config, ConfigError, load_config
+from .pipeline import Pipeline, PipelineError
+from .sinks import JsonlSink, Progress, TextSink
+from .stt.model import ModelError, WhisperTranscriber
+
+log = logging.getLogger("callmon")
+
+BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All subcommands and their options."""
+    parser = argparse.ArgumentParser(
+        prog="callmon",
+        description="Real-time call monitor: transcribes both sides of a call and coaches the agent.",
+    )
+    parser.add_argument("--version", action="version", version=f"callmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    replay = sub.add_parser(
+        "replay",
+        help="run a recorded call through the monitor",
+        description=(
+            "Replay a recorded call (wav, flac, ogg, mp3; any rate; stereo = one side per channel) through "
+            "the same pipeline as a live call. Events are stamped in call time, so every speed gives "
+            "the same transcript."
+        ),
+        epilog="example: callmon replay call.flac --format jsonl > call.jsonl",
+    )
+    replay.add_argument("file", metavar="FILE", help="the recording")
+    replay.add_argument(
+        "--format", choices=("text", "jsonl"), default="text",
+        help="text: a readable transcript (default); jsonl: every event as one JSON object per line",
+    )
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--fast", action="store_true", help="as fast as the machine goes (the default)")
+    pace.add_argument("--realtime", action="store_true", help="at the pace of the call, as if live (--speed 1)")
+    pace.add_argument("--speed", type=_positive, metavar="X", help="at X times real time, e.g. 2 or 0.5")
+    _add_common(replay)
+    replay.set_defaults(run=_replay)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent-channel", type=_channel, metavar="N", help="channel of the agent (default 0)")
+    p.add_argument("--customer-channel", type=_channel, metavar="N", help="channel of the customer (default 1)")
+    p.add_argument("--mono-role", choices=ROLES, help="whose voice a mono recording holds (default customer)")
+    p.add_argument("--model", metavar="NAME", help="faster-whisper model name or CTranslate2 directory (default tiny.en, bundled)")
+    p.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) on stderr")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _channel(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a channel is a number from 0, got {text!r}")
+    return int(text)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {}
+    for flag, key in (
+        ("agent_channel", "audio.agent_channel"),
+        ("customer_channel", "audio.customer_channel"),
+        ("mono_role", "audio.mono_role"),
+        ("model", "stt.model"),
+    ):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = getattr(args, flag)
+    return load_config(args.config, overrides)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    speed = 1.0 if args.realtime else args.speed
+    block = cfg.audio.block_ms * 16
+    source = FileSource(args.file, block, Pacer(speed))
+    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+    source.use_roles(roles)
+    transcriber = WhisperTranscriber(cfg.stt)
+    partials = cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and speed is not None)
+    out = JsonlSink() if args.format == "jsonl" else TextSink()
+    pipeline = Pipeline(
+        cfg, source, roles, transcriber, [out, Progress(source.duration_s, quiet=args.quiet)],
+        partials=partials, source_name=source.description,
+    )
+    interrupted = _stop_on_signals(pipeline)
+    ended = pipeline.run()
+    if ended.error:
+        print(f"callmon: error: {ended.error}; the transcript above is complete up to {ended.t:.1f} s", file=sys.stderr)
+        return BAD_INPUT
+    return 130 if interrupted else 0
+
+
+def _stop_on_signals(pipeline: Pipeline) -> list[int]:
+    """Ctrl-C and SIGTERM end the call cleanly (call.ended, everything flushed) instead of killing it."""
+    seen: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        seen.append(signum)
+        pipeline.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return seen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.run(args)
+    except (ConfigError, AudioInputError, ModelError) as exc:
+        if args.verbose:
+            log.exception("bad input")
+        print(f"callmon: error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    except PipelineError as exc:
+        print(f"callmon: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,168 @@
+"""The configuration tree: typed sections, loaded from TOML and checked at start-up.
+
+`config/default.toml` holds every setting with its documentation; a user file given with
+`--config` is merged over it. Anything wrong (an unknown key, a wrong type, a value out of
+range) raises `ConfigError` with one line that names the key and what is allowed, so the CLI
+can print it and exit 2 before any audio is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ROLES = ("agent", "customer")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message is one line for the user."""
+
+
+def _opt(default: Any, *, choices: tuple | None = None, lo: float | None = None, hi: float | None = None) -> Any:
+    return field(default=default, metadata={"choices": choices, "lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """Who is on the call."""
+
+    agent_id: str = "agent"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Channel-to-role mapping and block size."""
+
+    agent_channel: int = _opt(0, lo=0, hi=63)
+    customer_channel: int = _opt(1, lo=0, hi=63)
+    mono_role: str = _opt("customer", choices=ROLES)
+    block_ms: int = _opt(100, lo=10, hi=1000)
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Voice activity detection and utterance cutting."""
+
+    threshold: float = _opt(0.5, lo=0.0, hi=1.0)
+    neg_threshold: float = _opt(0.35, lo=0.0, hi=1.0)
+    min_silence_ms: int = _opt(400, lo=32, hi=5000)
+    min_speech_ms: int = _opt(200, lo=0, hi=5000)
+    speech_pad_ms: int = _opt(200, lo=0, hi=2000)
+    max_utterance_s: float = _opt(15.0, lo=2.0, hi=30.0)
+    partial_interval_s: float = _opt(1.0, lo=0.2, hi=30.0)
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    """Speech-to-text model and its guards."""
+
+    model: str = "tiny.en"
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+    compute_type: str = _opt("auto", choices=("auto", "int8", "int8_float16", "int8_float32", "float16", "float32"))
+    threads: int = _opt(0, lo=0, hi=256)
+    language: str = "en"
+    beam_size: int = _opt(1, lo=1, hi=10)
+    partials: str = _opt("auto", choices=("auto", "on", "off"))
+    final_queue: int = _opt(64, lo=1, hi=10000)
+    no_speech_threshold: float = _opt(0.6, lo=0.0, hi=1.0)
+    log_prob_threshold: float = _opt(-1.0, lo=-20.0, hi=0.0)
+    compression_ratio_threshold: float = _opt(2.4, lo=1.0, hi=10.0)
+    repeat_limit: int = _opt(4, lo=2, hi=20)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Acoustic features measured per role."""
+
+    loudness_window_s: float = _opt(0.4, lo=0.1, hi=3.0)
+    loudness_floor_lufs: float = _opt(-70.0, lo=-120.0, hi=0.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    call: CallConfig = field(default_factory=CallConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+
+
+def default_config_path() -> Path:
+    """Where `default.toml` is: inside the installed package, else in the source tree's config/."""
+    packaged = Path(__file__).with_name("default.toml")
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "config" / "default.toml"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load the defaults, merge the user's file over them, then dotted `overrides` over that."""
+    merged = _read_toml(default_config_path())
+    if path is not None:
+        _merge(merged, _read_toml(Path(path)), str(path))
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        merged.setdefault(section, {})[key] = value
+    return _build(Config, merged, "")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a TOML file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], source: str) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, source)
+        else:
+            base[key] = value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            name = f"{prefix}{key}"
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown config key {name}{hint}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        value, kind, dotted = data[name], hints[name], f"{prefix}{name}"
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {dotted} must be a table ([{dotted}])")
+            kwargs[name] = _build(kind, value, f"{dotted}.")
+        else:
+            kwargs[name] = _check(dotted, value, kind, f.metadata)
+    return cls(**kwargs)
+
+
+def _check(dotted: str, value: Any, kind: type, meta: Any) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {dotted} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    choices, lo, hi = meta.get("choices"), meta.get("lo"), meta.get("hi")
+    if choices and value not in choices:
+        raise ConfigError(f"config key {dotted} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"config key {dotted} must be between {lo} and {hi}; got {value!r}")
+    return value

@@ -1,0 +1,160 @@
+"""The one pipeline, live or replay: source blocks in, call-time events out to the sinks.
+
+The calling thread reads the source and runs the per-role stages that are cheap and must keep
+pace with the audio (loudness, VAD, segmenting); the STT worker thread runs the model. Both
+emit through `_emit`, which serialises sinks under one lock, so a sink sees one event at a
+time and never needs its own locking.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .audio.levels import LoudnessMeter
+from .audio.source import RATE, AudioBlock
+from .config import Config
+from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial, Word
+from .stt.model import RawWord
+from .stt.segmenter import Segmenter, Utterance
+from .stt.vad import StreamingVad
+from .stt.worker import SttWorker, Transcriber
+
+Sink = Callable[[Event], None]
+
+
+class PipelineError(Exception):
+    """The pipeline could not finish; the message is one line for the user."""
+
+
+@dataclass
+class _RoleState:
+    meter: LoudnessMeter
+    vad: StreamingVad
+    segmenter: Segmenter
+    talk_s: float = 0.0
+
+
+class Pipeline:
+    """Runs one call from a source to the sinks."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        source: Iterable[AudioBlock],
+        roles: dict[str, int],
+        transcriber: Transcriber,
+        sinks: list[Sink],
+        *,
+        partials: bool,
+        source_name: str = "",
+        call_id: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.roles = roles
+        self.transcriber = transcriber
+        self.sinks = sinks
+        self.partials = partials
+        self.source_name = source_name
+        self.call_id = call_id or f"c-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._t0 = 0.0
+        self._stop = threading.Event()
+        self.position = 0  # samples consumed: the call-time clock
+
+    def stop(self) -> None:
+        """Ask `run` to end the call after the current block (safe from any thread)."""
+        self._stop.set()
+
+    def run(self) -> CallEnded:
+        """Process the whole source; returns the `call.ended` event it emitted last."""
+        cfg = self.cfg
+        self._t0 = time.monotonic()
+        states = {
+            role: _RoleState(
+                LoudnessMeter(RATE, cfg.features.loudness_window_s, cfg.features.loudness_floor_lufs),
+                StreamingVad(),
+                Segmenter(role, cfg.vad, RATE),
+            )
+            for role in self.roles
+        }
+        self._emit(
+            CallStarted(
+                self.call_id, 0.0, self._wall(), cfg.call.agent_id, {r: {"channel": c} for r, c in self.roles.items()},
+                RATE, self.source_name, self.transcriber.name,
+            )
+        )
+        worker = SttWorker(self.transcriber, self._on_words, cfg.stt.final_queue)
+        worker.start()
+        silence_s = 0.0
+        try:
+            for block in self.source:
+                speaking = {}
+                levels = {}
+                for role, st in states.items():
+                    x = block.roles[role][: block.length]
+                    levels[role] = st.meter.push(x)
+                    for utt in st.segmenter.push(x, st.vad.push(x)):
+                        if utt.final or self.partials:
+                            worker.submit(utt)
+                    speaking[role] = st.segmenter.speaking
+                    if speaking[role]:
+                        st.talk_s += block.length / RATE
+                self.position = block.start + block.length
+                silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
+                self._emit(
+                    Metrics(
+                        self.call_id, self._t(self.position), self._wall(),
+                        {r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r]) for r in states},
+                        overlap=len(speaking) > 1 and all(speaking.values()),
+                        silence_s=round(silence_s, 2),
+                    )
+                )
+                if worker.error is not None or self._stop.is_set():
+                    break
+            for st in states.values():
+                for utt in st.segmenter.flush():
+                    worker.submit(utt)
+        finally:
+            worker.close()
+        if worker.error is not None:
+            raise PipelineError(f"speech-to-text failed: {worker.error}")
+        talk = {r: st.talk_s for r, st in states.items()}
+        total = sum(talk.values())
+        ended = CallEnded(
+            self.call_id, self._t(self.position), self._wall(), duration=self._t(self.position), peak_heat=None,
+            nudges_raised=0, nudges_followed=0,
+            talk_ratio=round(talk["agent"] / total, 3) if total and "agent" in talk else None,
+            error=getattr(self.source, "error", None),
+        )
+        self._emit(ended)
+        return ended
+
+    def _on_words(self, utt: Utterance, raw: list[RawWord]) -> None:
+        """Runs on the STT thread: turn the model's words into a transcript event in call time."""
+        if not raw and utt.final:
+            return
+        start, end = utt.start / RATE, utt.end / RATE
+        words = [
+            Word(w.text, round(min(end, start + w.start), 3), round(min(end, start + w.end), 3), round(w.p, 3))
+            for w in raw
+        ]
+        text = "".join(w.raw or f" {w.text}" for w in raw).strip()
+        kind = TranscriptFinal if utt.final else TranscriptPartial
+        self._emit(kind(self.call_id, self._t(utt.end), self._wall(), utt.role, text, round(start, 3), round(end, 3), words))
+
+    def _emit(self, event: Event) -> None:
+        with self._lock:
+            for sink in self.sinks:
+                sink(event)
+
+    def _wall(self) -> float:
+        return round(time.monotonic() - self._t0, 3)
+
+    @staticmethod
+    def _t(samples: int) -> float:
+        return round(samples / RATE, 3)

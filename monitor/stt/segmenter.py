@@ -1,0 +1,120 @@
+"""The utterance policy: VAD probabilities in, partial and final utterances out. Pure, no I/O.
+
+Hysteresis as in Silero's own `get_speech_timestamps`: speech starts at `threshold`, and ends
+once the probability has stayed under `neg_threshold` for the hangover (`min_silence_ms`).
+Utterances are padded so no word is clipped, cut at `max_utterance_s` so a monologue still
+gets transcribed, and a partial is offered every `partial_interval_s` while one grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import VadConfig
+from .vad import FRAME
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A stretch of one role's speech, in call-time samples; `final` once it has ended."""
+
+    role: str
+    seq: int
+    start: int
+    end: int
+    audio: np.ndarray
+    final: bool
+
+
+class Segmenter:
+    """Cuts one role's stream into utterances."""
+
+    def __init__(self, role: str, cfg: VadConfig, rate: int = 16000) -> None:
+        self.role = role
+        self.cfg = cfg
+        self._pad = cfg.speech_pad_ms * rate // 1000
+        self._min_silence = cfg.min_silence_ms * rate // 1000
+        self._min_speech = cfg.min_speech_ms * rate // 1000
+        self._max_len = int(cfg.max_utterance_s * rate)
+        self._partial_every = int(cfg.partial_interval_s * rate)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0
+        self._frame_pos = 0  # call-time sample where the next VAD frame starts
+        self.speaking = False
+        self._start = 0
+        self._silence_from: int | None = None
+        self._next_partial = 0
+        self._seq = 0
+
+    def push(self, samples: np.ndarray, probs: np.ndarray) -> list[Utterance]:
+        """Feed the block's samples and the VAD probabilities of the frames it completed."""
+        self._buf = np.concatenate([self._buf, samples])
+        out: list[Utterance] = []
+        for p in probs:
+            start, end = self._frame_pos, self._frame_pos + FRAME
+            self._frame_pos = end
+            out.extend(self._frame(float(p), start, end))
+        if not self.speaking:
+            self._trim(self._frame_pos - self._pad)
+        return out
+
+    def flush(self) -> list[Utterance]:
+        """The stream ended: finish the utterance in progress, if any."""
+        if not self.speaking:
+            return []
+        end = self._buf_start + len(self._buf)
+        if self._silence_from is not None:
+            end = min(end, self._silence_from + self._pad)
+        return self._finish(end)
+
+    def _frame(self, p: float, start: int, end: int) -> list[Utterance]:
+        cfg = self.cfg
+        if not self.speaking:
+            if p >= cfg.threshold:
+                self.speaking = True
+                self._start = max(self._buf_start, start - self._pad)
+                self._silence_from = None
+                self._next_partial = self._start + self._partial_every
+            return []
+        if p >= cfg.threshold:
+            self._silence_from = None
+        elif p < cfg.neg_threshold and self._silence_from is None:
+            self._silence_from = start
+        if self._silence_from is not None and end - self._silence_from >= self._min_silence:
+            return self._finish(self._silence_from + self._pad)
+        if end - self._start >= self._max_len:
+            done = self._finish(end)
+            # A monologue goes on: the next utterance starts where this one was cut.
+            self.speaking, self._start, self._next_partial = True, end, end + self._partial_every
+            self._trim(end)
+            return done
+        if end >= self._next_partial:
+            self._next_partial = end + self._partial_every
+            return [self._utterance(self._start, end, final=False)]
+        return []
+
+    def _finish(self, end: int) -> list[Utterance]:
+        speech = (self._silence_from if self._silence_from is not None else end) - self._start - self._pad
+        self.speaking = False
+        self._silence_from = None
+        if speech < self._min_speech:
+            # A click or a cough: drop it, but the sequence number still moves on so a
+            # partial already shown for it is superseded.
+            self._seq += 1
+            return []
+        utt = self._utterance(self._start, end, final=True)
+        self._seq += 1
+        return [utt]
+
+    def _utterance(self, start: int, end: int, final: bool) -> Utterance:
+        end = min(end, self._buf_start + len(self._buf))
+        audio = self._buf[start - self._buf_start : end - self._buf_start].copy()
+        return Utterance(self.role, self._seq, start, end, audio, final)
+
+    def _trim(self, keep_from: int) -> None:
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start += drop

@@ -1,0 +1,42 @@
+"""Streaming Silero VAD: the model bundled with faster-whisper, fed block by block.
+
+faster-whisper runs Silero over a whole clip at once; its ONNX graph is an LSTM whose state
+(`h`, `c`) and 64-sample context can be carried between calls, which gives exactly the
+probabilities of the whole-clip run, whatever the block sizes (tests check this).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from faster_whisper.vad import get_vad_model
+
+FRAME = 512  # samples per probability at 16 kHz (32 ms), fixed by the model
+_CONTEXT = 64
+
+
+class StreamingVad:
+    """Speech probability per 32 ms frame of one role's audio."""
+
+    def __init__(self) -> None:
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(_CONTEXT, dtype=np.float32)
+        self._rest = np.zeros(0, dtype=np.float32)
+        self.frames_done = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed audio; return the probabilities of the frames it completed (possibly none)."""
+        audio = np.concatenate([self._rest, samples.astype(np.float32, copy=False)])
+        n = len(audio) // FRAME
+        self._rest = audio[n * FRAME :]
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        frames = audio[: n * FRAME].reshape(n, FRAME)
+        context = np.concatenate([self._context[None], frames[:-1, -_CONTEXT:]], axis=0)
+        out, self._h, self._c = self._session.run(
+            None, {"input": np.concatenate([context, frames], axis=1), "h": self._h, "c": self._c}
+        )
+        self._context = frames[-1, -_CONTEXT:].copy()
+        self.frames_done += n
+        return np.asarray(out, dtype=np.float32).reshape(-1)

@@ -1,0 +1,131 @@
+"""The one STT thread: it owns the model and works through utterances, finals first.
+
+Backpressure policy (every queue has a bound and an overflow rule):
+- finals wait in a FIFO of `final_queue`; when it is full `submit` blocks the producer, so a
+  final is never dropped (live capture then counts overflow at its own bounded queue);
+- partials are never queued: one slot per role holds the newest, a newer one replaces it, and
+  a partial whose utterance has already been finalised is dropped unheard (stale). A slow CPU
+  therefore loses partials first and the lag cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from .model import RawWord
+from .segmenter import Utterance
+
+log = logging.getLogger(__name__)
+
+
+class Transcriber(Protocol):
+    """What the worker needs of a model: words for one utterance."""
+
+    name: str
+
+    def transcribe(self, audio: np.ndarray) -> list[RawWord]:
+        """Words with times relative to the start of `audio`."""
+        ...
+
+
+ResultFn = Callable[[Utterance, list[RawWord]], None]
+
+
+class SttWorker:
+    """Runs `transcriber` on its own thread and hands each result to `on_result` there."""
+
+    def __init__(self, transcriber: Transcriber, on_result: ResultFn, final_queue: int = 64) -> None:
+        self.transcriber = transcriber
+        self.on_result = on_result
+        self._finals: deque[Utterance] = deque()
+        self._max_finals = final_queue
+        self._partials: dict[str, Utterance] = {}
+        self._finalised: dict[str, int] = {}  # role -> highest utterance seq finalised
+        self._cond = threading.Condition()
+        self._closing = False
+        self._busy = False
+        self.partials_dropped = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stt-worker", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def submit(self, utt: Utterance) -> None:
+        """Queue a final (blocking while the queue is full) or offer a partial (never blocks)."""
+        with self._cond:
+            if utt.final:
+                self._finalised[utt.role] = max(self._finalised.get(utt.role, -1), utt.seq)
+                old = self._partials.get(utt.role)
+                if old is not None and old.seq <= utt.seq:
+                    del self._partials[utt.role]
+                    self.partials_dropped += 1
+                while len(self._finals) >= self._max_finals and self.error is None:
+                    self._cond.wait()
+                self._finals.append(utt)
+            else:
+                if self._partials.get(utt.role) is not None:
+                    self.partials_dropped += 1
+                self._partials[utt.role] = utt
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Finish every queued final, then stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    @property
+    def pending_finals(self) -> int:
+        """Finals waiting for the model."""
+        with self._cond:
+            return len(self._finals) + (1 if self._busy else 0)
+
+    def _next(self) -> Utterance | None:
+        with self._cond:
+            while not self._finals and not self._partials and not self._closing:
+                self._cond.wait()
+            if self._finals:
+                utt = self._finals.popleft()
+                self._cond.notify_all()
+            elif self._partials and not self._closing:
+                utt = self._partials.pop(next(iter(self._partials)))
+            else:
+                return None
+            self._busy = True
+            return utt
+
+    def _stale(self, utt: Utterance) -> bool:
+        with self._cond:
+            return not utt.final and self._finalised.get(utt.role, -1) >= utt.seq
+
+    def _run(self) -> None:
+        while (utt := self._next()) is not None:
+            try:
+                if self._stale(utt):
+                    self.partials_dropped += 1
+                    continue
+                words = self.transcriber.transcribe(utt.audio)
+                if self._stale(utt):
+                    self.partials_dropped += 1
+                    continue
+                self.on_result(utt, words)
+            except BaseException as exc:  # noqa: BLE001 - handed to the pipeline, which reports it
+                log.exception("STT worker failed")
+                with self._cond:
+                    self.error = exc
+                    self._finals.clear()
+                    self._partials.clear()
+                    self._cond.notify_all()
+                return
+            finally:
+                with self._cond:
+                    self._busy = False

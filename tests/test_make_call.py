@@ -1,0 +1,152 @@
+"""Tests for scripts/make-call, the synthetic two-party call generator."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make-call"
+SR = 16000
+GAP = -0.5  # the customer starts half a second before the agent finishes
+
+missing = [tool for tool in ("espeak-ng", "sox", "soxi") if shutil.which(tool) is None]
+pytestmark = pytest.mark.skipif(
+    bool(missing),
+    reason=f"{', '.join(missing)} not installed (apt-get install espeak-ng sox)",
+)
+
+SPEC = {
+    "name": "tiny",
+    "description": "two turns, the customer cuts in before the agent finishes",
+    "sample_rate": SR,
+    "lead_in_s": 0.4,
+    "tail_s": 0.5,
+    "voices": {"agent": {"voice": "en-us", "pitch": 50},
+               "customer": {"voice": "en-gb", "pitch": 40}},
+    "turns": [
+        {"role": "agent", "text": "Thanks for calling, how can I help you today?",
+         "rate": 170},
+        {"role": "customer", "text": "Hi, I think I've been charged twice this month.",
+         "rate": 190, "amplitude": 150, "gap": GAP},
+    ],
+    "expect_nudges": [{"kind": "let_them_finish", "after_turn": 1, "within_s": 4.0}],
+    "forbid_nudges": ["call_supervisor"],
+}
+
+
+def make_call(spec_path, out_dir):
+    return subprocess.run([sys.executable, str(SCRIPT), str(spec_path), "--out", str(out_dir)],
+                          capture_output=True, text=True)
+
+
+def read_flac(path):
+    raw = subprocess.run(["sox", str(path), "-t", "raw", "-e", "signed", "-b", "16",
+                          "-L", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype="<i2").reshape(-1, 2) / 32768.0
+
+
+def frame_rms_db(x, frame=SR // 50):
+    """RMS in dBFS of consecutive 20 ms frames."""
+    n = len(x) // frame
+    if n == 0:
+        return np.array([-200.0])
+    rms = np.sqrt((x[:n * frame].reshape(n, frame) ** 2).mean(axis=1))
+    return 20 * np.log10(rms + 1e-12)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("make_call")
+    spec_path = tmp / "tiny.json"
+    spec_path.write_text(json.dumps(SPEC))
+    out = tmp / "out"
+    result = make_call(spec_path, out)
+    assert result.returncode == 0, result.stderr
+    assert "tiny.flac" in result.stderr
+    return spec_path, out
+
+
+def test_flac_is_stereo_16k_16bit(built):
+    _, out = built
+    flac = out / "tiny.flac"
+
+    def soxi(flag):
+        return subprocess.run(["soxi", flag, str(flac)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert soxi("-c") == "2"
+    assert soxi("-r") == str(SR)
+    assert soxi("-b") == "16"
+
+
+def test_manifest_times_follow_the_gaps(built):
+    _, out = built
+    m = json.loads((out / "tiny.json").read_text())
+    assert m["audio"] == "tiny.flac"
+    assert m["sample_rate"] == SR
+    assert m["channels"] == {"agent": 0, "customer": 1}
+    agent, customer = m["turns"]
+    assert (agent["role"], customer["role"]) == ("agent", "customer")
+    assert agent["start"] == pytest.approx(SPEC["lead_in_s"], abs=0.002)
+    assert agent["start"] < agent["end"] and customer["start"] < customer["end"]
+    # the customer starts GAP seconds after the agent's end: a real overlap
+    assert customer["start"] == pytest.approx(agent["end"] + GAP, abs=0.003)
+    assert customer["start"] < agent["end"]
+    assert agent["start"] < customer["start"]
+    assert m["duration"] == pytest.approx(customer["end"] + SPEC["tail_s"], abs=0.003)
+    # nudge expectations carried through, with the trigger turn's end time
+    (exp,) = m["expect_nudges"]
+    assert exp["kind"] == "let_them_finish" and exp["within_s"] == 4.0
+    assert exp["trigger_end"] == customer["end"]
+    assert m["forbid_nudges"] == ["call_supervisor"]
+    # resolved synthesis settings are recorded
+    assert customer["voice"] == "en-gb" and customer["amplitude"] == 150
+    assert agent["pitch"] == 50 and agent["rate"] == 170
+
+
+def test_each_channel_is_loud_only_inside_its_own_turns(built):
+    _, out = built
+    m = json.loads((out / "tiny.json").read_text())
+    audio = read_flac(out / "tiny.flac")
+    assert len(audio) / SR == pytest.approx(m["duration"], abs=0.002)
+    margin = int(0.01 * SR)
+    for role, ch in m["channels"].items():
+        inside = np.zeros(len(audio), dtype=bool)
+        for t in m["turns"]:
+            if t["role"] == role:
+                seg = audio[int(t["start"] * SR):int(t["end"] * SR), ch]
+                assert 20 * np.log10(np.sqrt((seg ** 2).mean())) > -35, \
+                    f"turn {t['index']} is too quiet on its own channel"
+                inside[max(0, int(t["start"] * SR) - margin):int(t["end"] * SR) + margin] = True
+        outside = audio[~inside, ch]
+        # only the -60 dBFS noise floor outside the role's own turns
+        assert frame_rms_db(outside).max() < -50, f"{role} channel has sound outside its turns"
+    # no clipping anywhere
+    assert np.abs(audio).max() < 0.999
+
+
+def test_rerun_is_byte_identical(built, tmp_path):
+    spec_path, out = built
+    again = tmp_path / "again"
+    result = make_call(spec_path, again)
+    assert result.returncode == 0, result.stderr
+    for name in ("tiny.flac", "tiny.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_bad_spec_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"turns": [{"role": "manager", "text": "hello"}]}))
+    result = make_call(bad, tmp_path / "out")
+    assert result.returncode == 2
+    assert "unknown role 'manager'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    result = make_call(tmp_path / "nope.json", tmp_path / "out")
+    assert result.returncode == 2
+    assert "not found" in result.stderr
