@@ -45,6 +45,7 @@ class Segmenter:
         self.speaking = False
         self._start = 0
         self._silence_from: int | None = None
+        self._last_pause: int | None = None  # where the latest dip under neg_threshold began
         self._next_partial = 0
         self._seq = 0
 
@@ -75,20 +76,25 @@ class Segmenter:
             if p >= cfg.threshold:
                 self.speaking = True
                 self._start = max(self._buf_start, start - self._pad)
-                self._silence_from = None
+                self._silence_from = self._last_pause = None
                 self._next_partial = self._start + self._partial_every
             return []
         if p >= cfg.threshold:
             self._silence_from = None
         elif p < cfg.neg_threshold and self._silence_from is None:
-            self._silence_from = start
+            self._silence_from = self._last_pause = start
         if self._silence_from is not None and end - self._silence_from >= self._min_silence:
             return self._finish(self._silence_from + self._pad)
         if end - self._start >= self._max_len:
-            done = self._finish(end)
-            # A monologue goes on: the next utterance starts where this one was cut.
-            self.speaking, self._start, self._next_partial = True, end, end + self._partial_every
-            self._trim(end)
+            # A monologue: cut at its latest pause if that keeps most of it, else right here,
+            # and go on with a new utterance from the cut.
+            pause = self._last_pause
+            cut = pause if pause is not None and pause - self._start >= self._max_len // 2 else end
+            self._silence_from = None
+            done = self._finish(cut)
+            self.speaking, self._start, self._next_partial = True, cut, end + self._partial_every
+            self._last_pause = None
+            self._trim(cut)
             return done
         if end >= self._next_partial:
             self._next_partial = end + self._partial_every

@@ -1,0 +1,96 @@
+"""The utterance policy and the streaming VAD, on controlled input (no model, no sleeps)."""
+
+import numpy as np
+import pytest
+from faster_whisper import decode_audio
+from faster_whisper.vad import get_vad_model
+
+from monitor.config import VadConfig
+from monitor.stt.segmenter import Segmenter
+from monitor.stt.vad import FRAME, StreamingVad
+
+RATE = 16000
+
+
+def run(probs, cfg=VadConfig(), flush=True):
+    """Feed one probability per 32 ms frame (audio = the frame index, to check cuts)."""
+    seg = Segmenter("customer", cfg)
+    out = []
+    for i, p in enumerate(probs):
+        out += seg.push(np.full(FRAME, i, dtype=np.float32), np.array([p]))
+    if flush:
+        out += seg.flush()
+    return out
+
+
+def frames(seconds):
+    return round(seconds * RATE / FRAME)
+
+
+def test_one_utterance_with_pad_and_hangover():
+    cfg = VadConfig(speech_pad_ms=96, min_silence_ms=320, partial_interval_s=30)
+    probs = [0.0] * 10 + [0.9] * 40 + [0.0] * 30
+    finals = [u for u in run(probs, cfg) if u.final]
+    assert len(finals) == 1
+    u = finals[0]
+    assert u.start == (10 - 3) * FRAME  # 96 ms of pad before the first speech frame
+    assert u.end == (50 + 3) * FRAME  # ... and after the last
+    assert u.audio[0] == 7 and u.audio[-1] == 52  # the audio is exactly those frames
+    assert len(u.audio) == u.end - u.start
+
+
+def test_pause_shorter_than_hangover_keeps_one_utterance():
+    cfg = VadConfig(min_silence_ms=400)
+    probs = [0.9] * 30 + [0.1] * frames(0.3) + [0.9] * 30 + [0.0] * 40
+    assert len([u for u in run(probs, cfg) if u.final]) == 1
+    probs = [0.9] * 30 + [0.1] * frames(0.6) + [0.9] * 30 + [0.0] * 40
+    assert len([u for u in run(probs, cfg) if u.final]) == 2
+
+
+def test_between_thresholds_speech_goes_on():
+    # Hysteresis: once speaking, 0.4 (between neg_threshold and threshold) is still speech.
+    cfg = VadConfig(threshold=0.5, neg_threshold=0.35)
+    probs = [0.9] * 10 + [0.4] * 60 + [0.0] * 30
+    finals = [u for u in run(probs, cfg) if u.final]
+    assert len(finals) == 1 and finals[0].end >= 70 * FRAME
+
+
+def test_click_shorter_than_min_speech_is_dropped():
+    cfg = VadConfig(min_speech_ms=200)
+    assert [u for u in run([0.0] * 5 + [0.9] * 3 + [0.0] * 40, cfg) if u.final] == []
+
+
+def test_partials_tick_while_speaking_then_final():
+    cfg = VadConfig(partial_interval_s=1.0)
+    out = run([0.9] * frames(3.5) + [0.0] * 30, cfg)
+    partials = [u for u in out if not u.final]
+    assert len(partials) == 3
+    assert all(p.seq == out[-1].seq for p in partials) and out[-1].final
+    assert [p.end for p in partials] == sorted(p.end for p in partials)
+
+
+def test_monologue_is_cut_at_max_length_at_a_pause():
+    cfg = VadConfig(max_utterance_s=4.0, partial_interval_s=30, min_silence_ms=1000)
+    # 3 s of speech, a 0.2 s dip (shorter than the hangover), then 5 s more.
+    probs = [0.9] * frames(3) + [0.1] * frames(0.2) + [0.9] * frames(5) + [0.0] * 40
+    finals = [u for u in run(probs, cfg) if u.final]
+    assert len(finals) == 3
+    assert finals[0].end == frames(3) * FRAME  # cut at the dip, not mid-word
+    assert finals[1].start == finals[0].end  # nothing lost between the pieces
+    assert all(u.end - u.start <= 4 * RATE for u in finals)
+
+
+def test_speech_running_at_the_end_is_flushed():
+    out = run([0.0] * 5 + [0.9] * 50, flush=True)
+    assert out and out[-1].final and out[-1].end == 55 * FRAME
+    assert [u for u in run([0.0] * 5 + [0.9] * 50, flush=False) if u.final] == []
+
+
+@pytest.mark.parametrize("block", [160, 1600, 4096, 16000])
+def test_streaming_vad_matches_whole_clip_at_any_block_size(shared_data, block):
+    audio = decode_audio(str(shared_data / "asr/faster_whisper/jfk.flac"))
+    audio = audio[: len(audio) // FRAME * FRAME]
+    whole = get_vad_model()(audio)
+    vad = StreamingVad()
+    streamed = np.concatenate([vad.push(audio[i : i + block]) for i in range(0, len(audio), block)])
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
