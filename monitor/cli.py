@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callmon",
         description="Real-time call monitor: transcribes both sides of a call and coaches the agent.",
+        epilog=(
+            "examples:\n"
+            "  callmon replay call.flac                   readable transcript, as fast as possible\n"
+            "  callmon replay call.flac --realtime        at the pace of the call, with partials\n"
+            "  callmon replay call.flac --format jsonl    every event as JSON lines\n"
+            "run 'callmon COMMAND --help' for a command's options"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"callmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -122,6 +122,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config path is a directory, not a TOML file: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; give a TOML file like config/default.toml") from None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any], source: str) -> None:
@@ -163,6 +165,7 @@ def _check(dotted: str, value: Any, kind: type, meta: Any) -> Any:
     choices, lo, hi = meta.get("choices"), meta.get("lo"), meta.get("hi")
     if choices and value not in choices:
         raise ConfigError(f"config key {dotted} must be one of {', '.join(map(str, choices))}; got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    # Written as "not inside" so NaN, which compares false with everything, is refused too.
+    if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):
         raise ConfigError(f"config key {dotted} must be between {lo} and {hi}; got {value!r}")
     return value

