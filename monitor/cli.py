@@ -8,15 +8,18 @@ never a traceback (`-v` adds the traceback for bug reports).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .analysis.hostility import HostilityScorer
 from .audio.source import AudioInputError, FileSource, Pacer, roles_for
+from .coach.stage import CoachingStage
 from .config import ROLES, Config, ConfigError, load_config
-from .pipeline import Pipeline, PipelineError
+from .pipeline import Pipeline, PipelineError, new_call_id
 from .sinks import JsonlSink, Progress, TextSink
 from .stt.model import ModelError, WhisperTranscriber
 
@@ -63,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--speed", type=_positive, metavar="X", help="at X times real time, e.g. 2 or 0.5")
     _add_common(replay)
     replay.set_defaults(run=_replay)
+
+    hostility = sub.add_parser(
+        "hostility",
+        help="score utterances for hostility (one per line on stdin)",
+        description=(
+            "Read one utterance per line on stdin and write one JSON object per line: text, hostility 0..1, "
+            "offensive true/false, the intent categories found (insult, profanity, legal_threat, violent_threat, "
+            "manager_request, churn_threat, exasperation), the model's score and the phrases matched."
+        ),
+        epilog='example: echo "get me your boss right now" | callmon hostility',
+    )
+    hostility.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
+    hostility.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
+    hostility.set_defaults(run=_hostility)
     return parser
 
 
@@ -112,12 +129,15 @@ def _replay(args: argparse.Namespace) -> int:
     source = FileSource(args.file, block, Pacer(speed))
     roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
     source.use_roles(roles)
+    scorer = _scorer(cfg)
     transcriber = WhisperTranscriber(cfg.stt)
     partials = cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and speed is not None)
     out = JsonlSink() if args.format == "jsonl" else TextSink()
+    call_id = new_call_id()
     pipeline = Pipeline(
         cfg, source, roles, transcriber, [out, Progress(source.duration_s, quiet=args.quiet)],
-        partials=partials, source_name=source.description,
+        partials=partials, source_name=source.description, call_id=call_id,
+        stages=[CoachingStage(cfg, call_id, scorer)],
     )
     interrupted = _stop_on_signals(pipeline)
     ended = pipeline.run()
@@ -125,6 +145,25 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"callmon: error: {ended.error}; the transcript above is complete up to {ended.t:.1f} s", file=sys.stderr)
         return BAD_INPUT
     return 130 if interrupted else 0
+
+
+def _scorer(cfg: Config) -> HostilityScorer:
+    try:
+        return HostilityScorer.load(cfg.analysis.hostility_model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"analysis.hostility_model {cfg.analysis.hostility_model!r} cannot be loaded ({exc}); "
+            'set it to the shipped "models/hostility" or "" for the lexicon alone'
+        ) from None
+
+
+def _hostility(args: argparse.Namespace) -> int:
+    scorer = _scorer(load_config(args.config))
+    for line in sys.stdin:
+        text = line.strip()
+        if text:
+            print(json.dumps(scorer.score(text).to_dict(), ensure_ascii=False), flush=True)
+    return 0
 
 
 def _stop_on_signals(pipeline: Pipeline) -> list[int]:

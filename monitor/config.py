@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .resources import project_file
+
 ROLES = ("agent", "customer")
 
 
@@ -83,6 +85,86 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """Rolling measures of each role and the call's heat."""
+
+    baseline_speech_s: float = _opt(25.0, lo=3.0, hi=300.0)
+    baseline_min_speech_s: float = _opt(3.0, lo=0.5, hi=60.0)
+    baseline_follow: float = _opt(0.01, lo=0.0, hi=1.0)
+    level_window_s: float = _opt(1.5, lo=0.2, hi=10.0)
+    pace_window_s: float = _opt(15.0, lo=2.0, hi=60.0)
+    pace_min_words: int = _opt(4, lo=1, hi=50)
+    hostility_hold_s: float = _opt(20.0, lo=1.0, hi=300.0)
+    hostility_model: str = "models/hostility"
+    min_word_p: float = _opt(0.45, lo=0.0, hi=1.0)
+    partial_min_word_p: float = _opt(0.6, lo=0.0, hi=1.0)
+    loud_db: float = _opt(6.0, lo=0.5, hi=30.0)
+    fast_wpm: float = _opt(190.0, lo=60.0, hi=400.0)
+    tense: float = _opt(0.3, lo=0.0, hi=1.0)
+    hostile: float = _opt(0.5, lo=0.0, hi=1.0)
+    abusive: float = _opt(0.8, lo=0.0, hi=1.0)
+    heat_fall_s: float = _opt(10.0, lo=0.0, hi=300.0)
+    interrupt_after_s: float = _opt(1.0, lo=0.0, hi=10.0)
+    overlap_min_s: float = _opt(0.6, lo=0.1, hi=10.0)
+
+
+SEVERITIES = ("info", "warn", "critical")
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """What every coaching rule has: on/off, severity, timing, and the words shown."""
+
+    enabled: bool = True
+    severity: str = _opt("warn", choices=SEVERITIES)
+    cooldown_s: float = _opt(20.0, lo=0.0, hi=3600.0)
+    expire_s: float = _opt(30.0, lo=1.0, hi=3600.0)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SlowDownRule(RuleConfig):
+    """The customer is heated and the agent answers fast or loud."""
+
+    customer_heat: int = _opt(2, lo=1, hi=3)
+    agent_loud_db: float = _opt(4.0, lo=0.5, hi=30.0)
+    agent_fast_wpm: float = _opt(185.0, lo=60.0, hi=400.0)
+    hold_s: float = _opt(3.0, lo=0.0, hi=60.0)
+
+
+@dataclass(frozen=True)
+class AcknowledgeRule(RuleConfig):
+    """The customer vented a heated complaint, or repeats one."""
+
+    min_words: int = _opt(5, lo=1, hi=200)
+    repeat_similarity: float = _opt(0.45, lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class SummarizeRule(RuleConfig):
+    """A long customer turn full of facts."""
+
+    min_turn_s: float = _opt(20.0, lo=1.0, hi=600.0)
+    min_words: int = _opt(55, lo=1, hi=2000)
+    min_facts: int = _opt(2, lo=0, hi=100)
+
+
+@dataclass(frozen=True)
+class CoachConfig:
+    """One section per nudge kind."""
+
+    slow_down: SlowDownRule = field(default_factory=SlowDownRule)
+    acknowledge: AcknowledgeRule = field(default_factory=AcknowledgeRule)
+    set_boundary: RuleConfig = field(default_factory=RuleConfig)
+    call_supervisor: RuleConfig = field(default_factory=RuleConfig)
+    let_them_finish: RuleConfig = field(default_factory=RuleConfig)
+    avoid_blame: RuleConfig = field(default_factory=RuleConfig)
+    apologize_well: RuleConfig = field(default_factory=RuleConfig)
+    keep_promises: RuleConfig = field(default_factory=RuleConfig)
+    summarize: SummarizeRule = field(default_factory=SummarizeRule)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -91,14 +173,13 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    coach: CoachConfig = field(default_factory=CoachConfig)
 
 
 def default_config_path() -> Path:
     """Where `default.toml` is: inside the installed package, else in the source tree's config/."""
-    packaged = Path(__file__).with_name("default.toml")
-    if packaged.is_file():
-        return packaged
-    return Path(__file__).resolve().parents[1] / "config" / "default.toml"
+    return project_file("config/default.toml")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -107,8 +188,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         _merge(merged, _read_toml(Path(path)), str(path))
     for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".", 1)
-        merged.setdefault(section, {})[key] = value
+        *sections, key = dotted.split(".")
+        node = merged
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
     return _build(Config, merged, "")
 
 

@@ -96,6 +96,8 @@ class Metrics(Event):
     overlap: bool
     silence_s: float
     heat: int | None = None
+    interruptions: int | None = None
+    talk_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ class NudgeCleared(Event):
     type: ClassVar[str] = "nudge.cleared"
     id: str
     how: str
+    kind: str = ""
+    followed: bool | None = None
+    follow_s: float | None = None
 
 
 @dataclass(frozen=True)

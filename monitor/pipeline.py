@@ -24,6 +24,12 @@ from .stt.vad import StreamingVad
 from .stt.worker import SttWorker, Transcriber
 
 Sink = Callable[[Event], None]
+Stage = Callable[[Event], list[Event]]
+
+
+def new_call_id() -> str:
+    """A fresh call id: `c-` and 8 hex digits."""
+    return f"c-{uuid.uuid4().hex[:8]}"
 
 
 class PipelineError(Exception):
@@ -52,6 +58,7 @@ class Pipeline:
         partials: bool,
         source_name: str = "",
         call_id: str | None = None,
+        stages: list[Stage] | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -60,7 +67,8 @@ class Pipeline:
         self.sinks = sinks
         self.partials = partials
         self.source_name = source_name
-        self.call_id = call_id or f"c-{uuid.uuid4().hex[:8]}"
+        self.call_id = call_id or new_call_id()
+        self.stages = stages or []
         self._lock = threading.Lock()
         self._t0 = 0.0
         self._stop = threading.Event()
@@ -105,6 +113,7 @@ class Pipeline:
                     if speaking[role]:
                         st.talk_s += block.length / RATE
                 self.position = block.start + block.length
+                worker.wait_finals()
                 silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
                 self._emit(
                     Metrics(
@@ -149,8 +158,12 @@ class Pipeline:
 
     def _emit(self, event: Event) -> None:
         with self._lock:
-            for sink in self.sinks:
-                sink(event)
+            events = [event]
+            for stage in self.stages:
+                events = [out for e in events for out in stage(e)]
+            for e in events:
+                for sink in self.sinks:
+                    sink(e)
 
     def _wall(self) -> float:
         return round(time.monotonic() - self._t0, 3)

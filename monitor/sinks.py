@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from .events import CallEnded, CallStarted, Event, Metrics, TranscriptFinal
+from .events import CallEnded, CallStarted, Event, Metrics, Nudge, NudgeCleared, TranscriptFinal
 
 
 def clock(seconds: float) -> str:
@@ -34,10 +34,26 @@ class TextSink:
         self.out = out
 
     def __call__(self, event: Event) -> None:
-        """Print what a person reading along wants: finals (and, later, nudges)."""
+        """Print what a person reading along wants: finals, nudges and how they ended."""
         if isinstance(event, TranscriptFinal):
-            self.out.write(f"[{clock(event.start)} → {clock(event.end)}] {event.role:<8} {event.text}\n")
-            self.out.flush()
+            line = f"[{clock(event.start)} → {clock(event.end)}] {event.role:<8} {event.text}"
+        elif isinstance(event, Nudge):
+            line = (
+                f"{'':>19}>>> NUDGE {event.severity.upper()} {event.kind} at {clock(event.t)}: {event.message}\n"
+                f"{'':>19}    why: {event.reason}"
+            )
+        elif isinstance(event, NudgeCleared):
+            followed = f", followed after {event.follow_s:.1f} s" if event.followed else ""
+            line = f"{'':>19}<<< {event.kind} cleared at {clock(event.t)} ({event.how}{followed})"
+        elif isinstance(event, CallEnded):
+            line = (
+                f"--- call ended at {clock(event.t)}: peak heat {event.peak_heat}, "
+                f"{event.nudges_raised} nudges, {event.nudges_followed} followed"
+            )
+        else:
+            return
+        self.out.write(line + "\n")
+        self.out.flush()
 
 
 class Progress:

@@ -12,9 +12,9 @@ from monitor.stt.vad import FRAME, StreamingVad
 RATE = 16000
 
 
-def run(probs, cfg=VadConfig(), flush=True):
+def run(probs, cfg=None, flush=True):
     """Feed one probability per 32 ms frame (audio = the frame index, to check cuts)."""
-    seg = Segmenter("customer", cfg)
+    seg = Segmenter("customer", cfg or VadConfig())
     out = []
     for i, p in enumerate(probs):
         out += seg.push(np.full(FRAME, i, dtype=np.float32), np.array([p]))

@@ -93,7 +93,6 @@ class WhisperTranscriber:
 
     def __init__(self, cfg: SttConfig) -> None:
         from faster_whisper import WhisperModel
-
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         self.cfg = cfg

@@ -49,7 +49,7 @@ class SttWorker:
         self._finalised: dict[str, int] = {}  # role -> highest utterance seq finalised
         self._cond = threading.Condition()
         self._closing = False
-        self._busy = False
+        self._busy_final = False
         self.partials_dropped = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="stt-worker", daemon=True)
@@ -83,11 +83,15 @@ class SttWorker:
             self._cond.notify_all()
         self._thread.join()
 
-    @property
-    def pending_finals(self) -> int:
-        """Finals waiting for the model."""
+    def wait_finals(self) -> None:
+        """Block until every final submitted so far has been transcribed and handed on.
+
+        The pipeline calls this before it sends the metrics of a block, so the coach always sees
+        a transcript before the measurements that follow it in call time, at any replay speed.
+        """
         with self._cond:
-            return len(self._finals) + (1 if self._busy else 0)
+            while (self._finals or self._busy_final) and self.error is None:
+                self._cond.wait()
 
     def _next(self) -> Utterance | None:
         with self._cond:
@@ -100,7 +104,7 @@ class SttWorker:
                 utt = self._partials.pop(next(iter(self._partials)))
             else:
                 return None
-            self._busy = True
+            self._busy_final = utt.final
             return utt
 
     def _stale(self, utt: Utterance) -> bool:
@@ -128,4 +132,5 @@ class SttWorker:
                 return
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy_final = False
+                    self._cond.notify_all()

@@ -1,0 +1,1 @@
+"""Text analysis of transcribed utterances (hostility scoring)."""

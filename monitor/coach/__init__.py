@@ -1,0 +1,1 @@
+"""Coaching: rules that turn the analyzer's measures into nudges for the agent."""
