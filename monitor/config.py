@@ -99,7 +99,8 @@ class AnalysisConfig:
     min_word_p: float = _opt(0.45, lo=0.0, hi=1.0)
     partial_min_word_p: float = _opt(0.6, lo=0.0, hi=1.0)
     loud_db: float = _opt(6.0, lo=0.5, hi=30.0)
-    fast_wpm: float = _opt(190.0, lo=60.0, hi=400.0)
+    fast_ratio: float = _opt(1.2, lo=1.0, hi=3.0)
+    fast_min_wpm: float = _opt(160.0, lo=60.0, hi=400.0)
     tense: float = _opt(0.3, lo=0.0, hi=1.0)
     hostile: float = _opt(0.5, lo=0.0, hi=1.0)
     abusive: float = _opt(0.8, lo=0.0, hi=1.0)
@@ -128,7 +129,6 @@ class SlowDownRule(RuleConfig):
 
     customer_heat: int = _opt(2, lo=1, hi=3)
     agent_loud_db: float = _opt(4.0, lo=0.5, hi=30.0)
-    agent_fast_wpm: float = _opt(185.0, lo=60.0, hi=400.0)
     hold_s: float = _opt(3.0, lo=0.0, hi=60.0)
 
 

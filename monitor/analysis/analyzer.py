@@ -63,6 +63,10 @@ class _Role:
     speech_s: float = 0.0
     sentiment: float | None = None
     above: float | None = None
+    pace_learning: list[float] = field(default_factory=list)
+    pace_learnt_s: float = 0.0
+    pace_base: float | None = None
+    fast: bool = False
 
 
 class Analyzer:
@@ -97,6 +101,7 @@ class Analyzer:
         final = isinstance(event, TranscriptFinal)
         st = self._role(event.role)
         st.pace.add(event.words, final)
+        self._learn_pace(st, final, event.end - event.start)
         probs = [w.p for w in event.words for _ in normalise(w.w).split()]
         confidence = statistics.fmean(w.p for w in event.words) if event.words else 0.0
         need = self.cfg.min_word_p if final else self.cfg.partial_min_word_p
@@ -144,6 +149,20 @@ class Analyzer:
             talk_ratio=round(self._talk["agent"] / total, 3) if total else None,
         )
 
+    def _learn_pace(self, st: _Role, final: bool, duration: float) -> None:
+        """Fast means faster than the speaker's own usual pace (learnt like the loudness baseline)."""
+        cfg = self.cfg
+        wpm = st.pace.latest_wpm()
+        if wpm is None:
+            st.fast = False
+            return
+        if final and st.pace_learnt_s < cfg.baseline_speech_s:
+            st.pace_learning.append(wpm)
+            st.pace_learnt_s += duration
+            if st.pace_learnt_s >= cfg.baseline_min_speech_s:
+                st.pace_base = statistics.median(st.pace_learning)
+        st.fast = st.pace_base is not None and wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * st.pace_base)
+
     def _learn_level(self, st: _Role, lufs: float) -> None:
         cfg = self.cfg
         st.speech_s += self.hop_s
@@ -180,7 +199,7 @@ class Analyzer:
         if customer is not None:
             if customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= cfg.loud_db:
                 points += 1
-            if customer.pace_wpm is not None and customer.pace_wpm >= cfg.fast_wpm:
+            if self._role("customer").fast:
                 points += 1
             h = customer.hostility or 0.0
             points += 2 if h >= cfg.abusive else 1 if h >= cfg.tense else 0

@@ -59,6 +59,13 @@ class PaceMeter:
             while sum(s.duration for s in self._finals) - self._finals[0].duration > self.window_s:
                 self._finals.popleft()
 
+    def latest_wpm(self) -> float | None:
+        """Pace of the utterance being spoken (or just finished), if it has enough words."""
+        span = self._partial or (self._finals[-1] if self._finals else None)
+        if span is None or span.words < self.min_words:
+            return None
+        return 60.0 * span.words / span.duration
+
     def pace(self) -> tuple[float | None, float | None]:
         """(words per minute, syllables per second), or (None, None) with too few words."""
         spans = list(self._finals) + ([self._partial] if self._partial else [])

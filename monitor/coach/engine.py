@@ -121,7 +121,7 @@ class Coach:
         out: list[Event] = []
         agent, customer = m.roles.get("agent"), m.roles.get("customer")
         if agent is not None and customer is not None:
-            out += self._slow_down(m, agent, customer, wall)
+            out += self._slow_down(m, agent, customer, wall, analyzer)
             if analyzer.interruption is not None:
                 onset, run = analyzer.interruption
                 out += self._raise("let_them_finish", m.t, wall,
@@ -190,14 +190,14 @@ class Coach:
                                evidence)
         return []
 
-    def _slow_down(self, m: Metrics, agent, customer, wall: float) -> list[Event]:  # noqa: ANN001 - RoleMetrics
+    def _slow_down(self, m: Metrics, agent, customer, wall: float, analyzer: Analyzer) -> list[Event]:  # noqa: ANN001
         rule = self.cfg.slow_down
         a = self.analysis
         c_loud = customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= a.loud_db
-        c_fast = customer.pace_wpm is not None and customer.pace_wpm >= a.fast_wpm
+        c_fast = analyzer.roles["customer"].fast
         heated = (m.heat or 0) >= rule.customer_heat or c_loud or c_fast
         ag_loud = agent.loudness_above_baseline_db is not None and agent.loudness_above_baseline_db >= rule.agent_loud_db
-        ag_fast = agent.pace_wpm is not None and agent.pace_wpm >= rule.agent_fast_wpm
+        ag_fast = analyzer.roles["agent"].fast
         act = self.active.get("slow_down")
         if act is not None:
             if agent.speaking and not (ag_loud or ag_fast):
@@ -212,12 +212,12 @@ class Coach:
             if ag_loud:
                 parts.append(f"you are {agent.loudness_above_baseline_db:.0f} dB above your usual level")
             if ag_fast:
-                parts.append(f"you are speaking at {agent.pace_wpm:.0f} wpm")
+                parts.append(f"you are speaking faster than your usual pace ({agent.pace_wpm or 0:.0f} wpm)")
             them = []
             if c_loud:
                 them.append(f"{customer.loudness_above_baseline_db:.0f} dB above their usual level")
             if c_fast:
-                them.append(f"at {customer.pace_wpm:.0f} wpm")
+                them.append(f"faster than usual at {customer.pace_wpm or 0:.0f} wpm")
             reason = f"The customer is heated (heat {m.heat}{', ' + ', '.join(them) if them else ''}) and {' and '.join(parts)}."
             return self._raise("slow_down", m.t, wall, reason, {
                 "heat": m.heat, "customer_loud_db": customer.loudness_above_baseline_db, "customer_wpm": customer.pace_wpm,
