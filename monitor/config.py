@@ -99,6 +99,8 @@ class AnalysisConfig:
     min_word_p: float = _opt(0.45, lo=0.0, hi=1.0)
     partial_min_word_p: float = _opt(0.6, lo=0.0, hi=1.0)
     loud_db: float = _opt(6.0, lo=0.5, hi=30.0)
+    agitation_baseline_s: float = _opt(8.0, lo=5.0, hi=300.0)
+    agitated: float = _opt(1.0, lo=0.1, hi=10.0)
     fast_ratio: float = _opt(1.2, lo=1.0, hi=3.0)
     fast_min_wpm: float = _opt(160.0, lo=60.0, hi=400.0)
     tense: float = _opt(0.3, lo=0.0, hi=1.0)

@@ -85,6 +85,7 @@ class RoleMetrics:
     hostility: float | None = None
     sentiment: float | None = None
     speaking: bool = False
+    agitation: float | None = None
 
 
 @dataclass(frozen=True)

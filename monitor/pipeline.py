@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .analysis.agitation import AgitationMeter
 from .audio.levels import LoudnessMeter
 from .audio.source import RATE, AudioBlock
 from .config import Config
@@ -41,6 +42,7 @@ class _RoleState:
     meter: LoudnessMeter
     vad: StreamingVad
     segmenter: Segmenter
+    agitation: AgitationMeter
     talk_s: float = 0.0
 
 
@@ -87,6 +89,7 @@ class Pipeline:
                 LoudnessMeter(RATE, cfg.features.loudness_window_s, cfg.features.loudness_floor_lufs),
                 StreamingVad(),
                 Segmenter(role, cfg.vad, RATE),
+                AgitationMeter(cfg.analysis.agitation_baseline_s),
             )
             for role in self.roles
         }
@@ -101,8 +104,7 @@ class Pipeline:
         silence_s = 0.0
         try:
             for block in self.source:
-                speaking = {}
-                levels = {}
+                speaking, levels, agitation = {}, {}, {}
                 for role, st in states.items():
                     x = block.roles[role][: block.length]
                     levels[role] = st.meter.push(x)
@@ -110,6 +112,7 @@ class Pipeline:
                         if utt.final or self.partials:
                             worker.submit(utt)
                     speaking[role] = st.segmenter.speaking
+                    agitation[role] = st.agitation.push(x, speaking[role])
                     if speaking[role]:
                         st.talk_s += block.length / RATE
                 self.position = block.start + block.length
@@ -118,7 +121,10 @@ class Pipeline:
                 self._emit(
                     Metrics(
                         self.call_id, self._t(self.position), self._wall(),
-                        {r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r]) for r in states},
+                        {
+                            r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r], agitation=agitation[r])
+                            for r in states
+                        },
                         overlap=len(speaking) > 1 and all(speaking.values()),
                         silence_s=round(silence_s, 2),
                     )

@@ -313,3 +313,26 @@ def agitation_score(features: dict[str, float], baseline: dict[str, float],
             total += w * dev
             used += abs(w)
     return total / used if used else math.nan
+
+
+class AgitationMeter:
+    """The live agitation of one speaker: features against a baseline frozen after their first
+    `baseline_s` of speech, reported over their latest `window_s` of speech (None until then)."""
+
+    def __init__(self, baseline_s: float = 20.0, window_s: float = 3.0, rate: int = RATE) -> None:
+        self.voice = VoiceFeatures(rate)
+        self.baseline_s = baseline_s
+        self.window_s = window_s
+        self.baseline: dict[str, float] | None = None
+        self.value: float | None = None
+
+    def push(self, block: np.ndarray, speech: bool | None = None) -> float | None:
+        """Feed one block; the current agitation score (updated on speech blocks)."""
+        if not self.voice.push(block, speech):
+            return self.value
+        if self.baseline is None and self.voice.speech_s >= self.baseline_s:
+            self.baseline = self.voice.features()
+        if self.baseline is not None:
+            score = agitation_score(self.voice.features(last_s=self.window_s), self.baseline)
+            self.value = None if math.isnan(score) else round(float(score), 2)
+        return self.value

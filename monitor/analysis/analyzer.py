@@ -197,7 +197,8 @@ class Analyzer:
         cfg = self.cfg
         points = 0
         if customer is not None:
-            if customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= cfg.loud_db:
+            loud = customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= cfg.loud_db
+            if loud or (customer.agitation is not None and customer.agitation >= cfg.agitated):
                 points += 1
             if self._role("customer").fast:
                 points += 1

@@ -193,7 +193,9 @@ class Coach:
     def _slow_down(self, m: Metrics, agent, customer, wall: float, analyzer: Analyzer) -> list[Event]:  # noqa: ANN001
         rule = self.cfg.slow_down
         a = self.analysis
-        c_loud = customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= a.loud_db
+        c_loud = (customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= a.loud_db) or (
+            customer.agitation is not None and customer.agitation >= a.agitated
+        )
         c_fast = analyzer.roles["customer"].fast
         heated = (m.heat or 0) >= rule.customer_heat or c_loud or c_fast
         ag_loud = agent.loudness_above_baseline_db is not None and agent.loudness_above_baseline_db >= rule.agent_loud_db
