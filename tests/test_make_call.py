@@ -150,3 +150,34 @@ def test_bad_spec_is_a_one_line_error(tmp_path):
     result = make_call(tmp_path / "nope.json", tmp_path / "out")
     assert result.returncode == 2
     assert "not found" in result.stderr
+
+
+def test_gain_db_makes_a_turn_louder_and_the_limiter_still_holds(tmp_path):
+    text = "I have been waiting on this refund for three weeks now."
+    spec = {
+        "name": "gain", "sample_rate": SR, "noise_dbfs": -80,
+        "voices": {"customer": {"voice": "en-gb", "amplitude": 150}},
+        "turns": [
+            {"role": "customer", "text": text},
+            {"role": "customer", "text": text, "gain_db": 10, "gap": 0.5},
+        ],
+    }
+    spec_path = tmp_path / "gain.json"
+    spec_path.write_text(json.dumps(spec))
+    result = make_call(spec_path, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    m = json.loads((tmp_path / "out" / "gain.json").read_text())
+    audio = read_flac(tmp_path / "out" / "gain.flac")
+    calm, loud = m["turns"]
+    assert "gain_db" not in calm and loud["gain_db"] == 10
+
+    def rms_db(turn):
+        seg = audio[int(turn["start"] * SR):int(turn["end"] * SR), m["channels"][turn["role"]]]
+        return 10 * np.log10((seg ** 2).mean())
+
+    assert rms_db(loud) - rms_db(calm) == pytest.approx(10, abs=1.5)
+    # +10 dB pushes the loud turn far past full scale: the whole call is scaled
+    # down to the 0.98 ceiling instead of clipping.
+    peak = np.abs(audio).max()
+    assert peak == pytest.approx(0.98, abs=0.005)
+    assert np.count_nonzero(np.abs(audio) >= 0.999) == 0

@@ -67,6 +67,7 @@ class _Role:
     pace_learnt_s: float = 0.0
     pace_base: float | None = None
     fast: bool = False
+    latest_wpm: float | None = None
 
 
 class Analyzer:
@@ -152,16 +153,15 @@ class Analyzer:
     def _learn_pace(self, st: _Role, final: bool, duration: float) -> None:
         """Fast means faster than the speaker's own usual pace (learnt like the loudness baseline)."""
         cfg = self.cfg
-        wpm = st.pace.latest_wpm()
-        if wpm is None:
-            st.fast = False
-            return
-        if final and st.pace_learnt_s < cfg.baseline_speech_s:
-            st.pace_learning.append(wpm)
+        # Judge this utterance against the usual pace before it joins what is usual.
+        wpm = st.latest_wpm = st.pace.latest_wpm()
+        st.fast = wpm is not None and st.pace_base is not None and wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * st.pace_base)
+        rough = st.pace.latest_wpm(min_words=cfg.pace_min_words)
+        if final and rough is not None and st.pace_learnt_s < cfg.baseline_speech_s:
+            st.pace_learning.append(rough)
             st.pace_learnt_s += duration
             if st.pace_learnt_s >= cfg.baseline_min_speech_s:
                 st.pace_base = statistics.median(st.pace_learning)
-        st.fast = st.pace_base is not None and wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * st.pace_base)
 
     def _learn_level(self, st: _Role, lufs: float) -> None:
         cfg = self.cfg

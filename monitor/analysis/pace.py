@@ -59,10 +59,11 @@ class PaceMeter:
             while sum(s.duration for s in self._finals) - self._finals[0].duration > self.window_s:
                 self._finals.popleft()
 
-    def latest_wpm(self) -> float | None:
-        """Pace of the utterance being spoken (or just finished), if it has enough words."""
+    def latest_wpm(self, min_words: int = 8) -> float | None:
+        """Pace of the utterance being spoken (or just finished), if it has `min_words` words:
+        a few words' timings are too rough to call someone fast."""
         span = self._partial or (self._finals[-1] if self._finals else None)
-        if span is None or span.words < self.min_words:
+        if span is None or span.words < max(min_words, self.min_words):
             return None
         return 60.0 * span.words / span.duration
 

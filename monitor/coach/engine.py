@@ -57,6 +57,7 @@ class Coach:
         self._urgent_utterances: set[float] = set()  # customer utterances (by start) that raised a nudge
         self.raised = 0
         self.followed = 0
+        self.last_metrics: Metrics | None = None
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -78,6 +79,10 @@ class Coach:
                                        {"quote": u.quote(category), "category": category, "confidence": u.confidence})
             if u.final:
                 self._turn = {"s": 0.0, "words": 0, "facts": 0}
+            if analyzer.roles["agent"].fast and self.last_metrics is not None:
+                # Pace is known only once words are transcribed, possibly after the agent stopped.
+                out += self._slow_down(self.last_metrics, self.last_metrics.roles["agent"],
+                                       self.last_metrics.roles["customer"], wall, analyzer, words_in=True)
             return out
         evidence = {"quote": "", "hostility": u.hostility, "model": u.model, "confidence": u.confidence}
         abusive = "insult" in cats or ("profanity" in cats and _addressed(u.text)) or (
@@ -119,6 +124,7 @@ class Coach:
     def on_metrics(self, m: Metrics, analyzer: Analyzer, wall: float) -> list[Event]:
         """Rules that watch the meters, resolutions that need time, and expiry."""
         out: list[Event] = []
+        self.last_metrics = m
         agent, customer = m.roles.get("agent"), m.roles.get("customer")
         if agent is not None and customer is not None:
             out += self._slow_down(m, agent, customer, wall, analyzer)
@@ -190,7 +196,7 @@ class Coach:
                                evidence)
         return []
 
-    def _slow_down(self, m: Metrics, agent, customer, wall: float, analyzer: Analyzer) -> list[Event]:  # noqa: ANN001
+    def _slow_down(self, m: Metrics, agent, customer, wall: float, analyzer: Analyzer, words_in: bool = False) -> list[Event]:  # noqa: ANN001,E501
         rule = self.cfg.slow_down
         a = self.analysis
         c_loud = (customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= a.loud_db) or (
@@ -209,21 +215,22 @@ class Coach:
             elif agent.speaking:
                 act.calm_since = None
             return []
-        if heated and agent.speaking and (ag_loud or ag_fast):
+        if heated and (agent.speaking or words_in) and (ag_loud or ag_fast):
             parts = []
             if ag_loud:
                 parts.append(f"you are {agent.loudness_above_baseline_db:.0f} dB above your usual level")
             if ag_fast:
-                parts.append(f"you are speaking faster than your usual pace ({agent.pace_wpm or 0:.0f} wpm)")
+                usual = analyzer.roles["agent"].pace_base or 0
+                parts.append(f"you are speaking at {analyzer.roles['agent'].latest_wpm or 0:.0f} wpm, faster than your usual {usual:.0f}")
             them = []
             if c_loud:
                 them.append(f"{customer.loudness_above_baseline_db:.0f} dB above their usual level")
             if c_fast:
-                them.append(f"faster than usual at {customer.pace_wpm or 0:.0f} wpm")
+                them.append(f"faster than usual at {analyzer.roles['customer'].latest_wpm or 0:.0f} wpm")
             reason = f"The customer is heated (heat {m.heat}{', ' + ', '.join(them) if them else ''}) and {' and '.join(parts)}."
             return self._raise("slow_down", m.t, wall, reason, {
                 "heat": m.heat, "customer_loud_db": customer.loudness_above_baseline_db, "customer_wpm": customer.pace_wpm,
-                "agent_loud_db": agent.loudness_above_baseline_db, "agent_wpm": agent.pace_wpm,
+                "agent_loud_db": agent.loudness_above_baseline_db, "agent_wpm": analyzer.roles["agent"].latest_wpm,
             })
         return []
 
