@@ -220,8 +220,8 @@ class Coach:
             if ag_loud:
                 parts.append(f"you are {agent.loudness_above_baseline_db:.0f} dB above your usual level")
             if ag_fast:
-                usual = analyzer.roles["agent"].pace_base or 0
-                parts.append(f"you are speaking at {analyzer.roles['agent'].latest_wpm or 0:.0f} wpm, faster than your usual {usual:.0f}")
+                me = analyzer.roles["agent"]
+                parts.append(f"you are speaking at {me.latest_wpm or 0:.0f} wpm, faster than your usual {me.pace_base or 0:.0f}")
             them = []
             if c_loud:
                 them.append(f"{customer.loudness_above_baseline_db:.0f} dB above their usual level")
