@@ -117,6 +117,17 @@ def _show(nudges):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", MANIFESTS, ids=_id)
 def test_scenario(path, replays):
+    check_expectations(path, replays)
+
+
+@pytest.mark.slow
+def test_bundled_demo_call_escalates_through_the_core_four(replays):
+    demo = Path(__file__).resolve().parents[1] / "monitor" / "data" / "demo_call.json"
+    assert {e["kind"] for e in manifest(demo)["expect_nudges"]} >= {"slow_down", "acknowledge", "set_boundary", "call_supervisor"}
+    check_expectations(demo, replays)
+
+
+def check_expectations(path, replays):
     m = manifest(path)
     nudges = replays.nudges(path.with_suffix(".flac"))
     problems = []
