@@ -69,7 +69,7 @@ class SttConfig:
     language: str = "en"
     beam_size: int = _opt(1, lo=1, hi=10)
     partials: str = _opt("auto", choices=("auto", "on", "off"))
-    final_queue: int = _opt(64, lo=1, hi=10000)
+    final_queue: int = _opt(16, lo=1, hi=10000)
     no_speech_threshold: float = _opt(0.6, lo=0.0, hi=1.0)
     log_prob_threshold: float = _opt(-1.0, lo=-20.0, hi=0.0)
     compression_ratio_threshold: float = _opt(2.4, lo=1.0, hi=10.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -71,7 +72,9 @@ class Pipeline:
         self.source_name = source_name
         self.call_id = call_id or new_call_id()
         self.stages = stages or []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._in_flight: deque[int] = deque()  # call-time samples at which each pending final was decided
+        self._held: deque[Metrics] = deque()  # metrics waiting for those finals
         self._t0 = 0.0
         self._stop = threading.Event()
         self.position = 0  # samples consumed: the call-time clock
@@ -109,16 +112,17 @@ class Pipeline:
                     x = block.roles[role][: block.length]
                     levels[role] = st.meter.push(x)
                     for utt in st.segmenter.push(x, st.vad.push(x)):
-                        if utt.final or self.partials:
+                        if utt.final:
+                            self._submit_final(worker, utt)
+                        elif self.partials:
                             worker.submit(utt)
                     speaking[role] = st.segmenter.speaking
                     agitation[role] = st.agitation.push(x, speaking[role])
                     if speaking[role]:
                         st.talk_s += block.length / RATE
                 self.position = block.start + block.length
-                worker.wait_finals()
                 silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
-                self._emit(
+                self._emit_in_order(
                     Metrics(
                         self.call_id, self._t(self.position), self._wall(),
                         {
@@ -133,9 +137,13 @@ class Pipeline:
                     break
             for st in states.values():
                 for utt in st.segmenter.flush():
-                    worker.submit(utt)
+                    self._submit_final(worker, utt)
         finally:
             worker.close()
+        with self._lock:
+            held, self._held = list(self._held), deque()
+        for m in held:  # only if the worker failed before finishing its finals
+            self._emit(m)
         if worker.error is not None:
             raise PipelineError(f"speech-to-text failed: {worker.error}")
         talk = {r: st.talk_s for r, st in states.items()}
@@ -149,10 +157,43 @@ class Pipeline:
         self._emit(ended)
         return ended
 
+    def _submit_final(self, worker: SttWorker, utt: Utterance) -> None:
+        with self._lock:
+            self._in_flight.append(self.position)
+        worker.submit(utt)
+
+    def _emit_in_order(self, metrics: Metrics) -> None:
+        """Send metrics now, or hold them until the finals decided before them are transcribed.
+
+        This keeps the coach's view in call-time order (a transcript, then the measurements that
+        follow it) at any replay speed, without making the audio thread wait for the model.
+        """
+        with self._lock:
+            if self._in_flight:
+                self._held.append(metrics)
+            else:
+                self._emit(metrics)
+
+    def _release(self) -> None:
+        """A final is out: send the held metrics that no pending final precedes."""
+        with self._lock:  # re-entrant: held metrics go out before any newer ones can
+            self._in_flight.popleft()
+            limit = self._in_flight[0] / RATE if self._in_flight else float("inf")
+            while self._held and self._held[0].t < limit:
+                self._emit(self._held.popleft())
+
     def _on_words(self, utt: Utterance, raw: list[RawWord]) -> None:
         """Runs on the STT thread: turn the model's words into a transcript event in call time."""
-        if not raw and utt.final:
-            return
+        if utt.final:
+            try:
+                if raw:
+                    self._emit(self._transcript(utt, raw))
+            finally:
+                self._release()
+        else:
+            self._emit(self._transcript(utt, raw))
+
+    def _transcript(self, utt: Utterance, raw: list[RawWord]) -> TranscriptPartial:
         start, end = utt.start / RATE, utt.end / RATE
         words = [
             Word(w.text, round(min(end, start + w.start), 3), round(min(end, start + w.end), 3), round(w.p, 3))
@@ -160,7 +201,7 @@ class Pipeline:
         ]
         text = "".join(w.raw or f" {w.text}" for w in raw).strip()
         kind = TranscriptFinal if utt.final else TranscriptPartial
-        self._emit(kind(self.call_id, self._t(utt.end), self._wall(), utt.role, text, round(start, 3), round(end, 3), words))
+        return kind(self.call_id, self._t(utt.end), self._wall(), utt.role, text, round(start, 3), round(end, 3), words)
 
     def _emit(self, event: Event) -> None:
         with self._lock:

@@ -149,7 +149,8 @@ class VoiceFeatures:
     """
 
     def __init__(self, rate: int = RATE, *, keep_s: float = 120.0, margin_db: float = 10.0,
-                 min_lufs: float = -60.0, floor_s: float = 30.0) -> None:
+                 min_lufs: float = -60.0, floor_s: float = 30.0, pitch: bool = True) -> None:
+        self.pitch = pitch  # pitch (YIN) is measured for evaluation; the score does not use it
         self.rate = rate
         self.margin_db = margin_db
         self.min_lufs = min_lufs
@@ -203,7 +204,7 @@ class VoiceFeatures:
             return False
 
         f0 = np.zeros(0)
-        if n:
+        if n and self.pitch:
             idx = np.arange(self._frame)[None, :] + self._hop * np.arange(n)[:, None]
             frames = audio[idx]
             level = 10.0 * np.log10(np.maximum(np.mean(frames * frames, axis=1), 1e-12))
@@ -319,8 +320,10 @@ class AgitationMeter:
     """The live agitation of one speaker: features against a baseline frozen after their first
     `baseline_s` of speech, reported over their latest `window_s` of speech (None until then)."""
 
-    def __init__(self, baseline_s: float = 20.0, window_s: float = 3.0, rate: int = RATE) -> None:
-        self.voice = VoiceFeatures(rate)
+    def __init__(self, baseline_s: float = 20.0, window_s: float = 3.0, rate: int = RATE, every: int = 5) -> None:
+        self.voice = VoiceFeatures(rate, pitch=False)
+        self.every = every  # re-score every this many speech blocks: the window moves slowly
+        self._blocks = 0
         self.baseline_s = baseline_s
         self.window_s = window_s
         self.baseline: dict[str, float] | None = None
@@ -332,7 +335,8 @@ class AgitationMeter:
             return self.value
         if self.baseline is None and self.voice.speech_s >= self.baseline_s:
             self.baseline = self.voice.features()
-        if self.baseline is not None:
+        self._blocks += 1
+        if self.baseline is not None and self._blocks % self.every == 0:
             score = agitation_score(self.voice.features(last_s=self.window_s), self.baseline)
             self.value = None if math.isnan(score) else round(float(score), 2)
         return self.value

@@ -49,7 +49,6 @@ class SttWorker:
         self._finalised: dict[str, int] = {}  # role -> highest utterance seq finalised
         self._cond = threading.Condition()
         self._closing = False
-        self._busy_final = False
         self.partials_dropped = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="stt-worker", daemon=True)
@@ -83,16 +82,6 @@ class SttWorker:
             self._cond.notify_all()
         self._thread.join()
 
-    def wait_finals(self) -> None:
-        """Block until every final submitted so far has been transcribed and handed on.
-
-        The pipeline calls this before it sends the metrics of a block, so the coach always sees
-        a transcript before the measurements that follow it in call time, at any replay speed.
-        """
-        with self._cond:
-            while (self._finals or self._busy_final) and self.error is None:
-                self._cond.wait()
-
     def _next(self) -> Utterance | None:
         with self._cond:
             while not self._finals and not self._partials and not self._closing:
@@ -104,7 +93,6 @@ class SttWorker:
                 utt = self._partials.pop(next(iter(self._partials)))
             else:
                 return None
-            self._busy_final = utt.final
             return utt
 
     def _stale(self, utt: Utterance) -> bool:
@@ -130,7 +118,3 @@ class SttWorker:
                     self._partials.clear()
                     self._cond.notify_all()
                 return
-            finally:
-                with self._cond:
-                    self._busy_final = False
-                    self._cond.notify_all()

@@ -1,0 +1,905 @@
+#!/usr/bin/env python3
+"""Benchmark `callmon replay` and write docs/BENCHMARKS.md.
+
+What it measures (one process at a time; the machine has few cores):
+
+1. the bench call: a ~2.5-minute two-party call built by scripts/make-call from
+   scripts/bench_call.json, cached in .bench-cache/ (rebuilt when the spec or make-call changes);
+2. replay speed: `callmon replay CALL --fast --format jsonl -q` as a subprocess, wall time from
+   spawn to exit, and again without start-up (from the moment its `call.started` line arrives,
+   i.e. after imports, model and VAD load); start-up is also measured on its own by replaying a
+   1-second silent file;
+3. a plain faster-whisper baseline in the same run (`bench.py --baseline CALL`): the same model,
+   device, compute type and threads, decode_audio(split_stereo=True), plain
+   WhisperModel.transcribe on each whole channel with WhisperTranscriber's settings, no VAD.
+   callmon and baseline runs alternate (A B A B ...); the ratio compares medians of the time
+   after model load, measured identically on both sides (from the child's first stdout line,
+   printed once the model is loaded, to its exit);
+4. peak RSS of the replay process (kernel high-water mark from wait4, plus a 0.1 s psutil poll
+   including any children);
+5. RSS over 60 minutes of call audio: the bench call repeated to exactly 60 minutes (FLAC,
+   cached), replayed with RSS sampled every second against the call time of the latest event.
+
+A diagnostic pass (`bench.py --count CALL`, untimed) runs callmon in-process with counters on
+the model to report how many Whisper passes each side makes: that explains the baseline ratio.
+
+Usage:  scripts/bench [--runs N] [--quick] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "scripts" / "bench_call.json"
+MAKE_CALL = REPO / "scripts" / "make-call"
+CACHE = REPO / ".bench-cache"
+LONG_S = 3600.0  # the long-run file: exactly 60 minutes
+
+TARGET_SPEED = 20.0  # × real time
+TARGET_RATIO = 1.2  # callmon / plain faster-whisper
+TARGET_RSS_MB = 500.0  # MB = 10^6 bytes
+FLAT_TOLERANCE = 0.10  # 60-min RSS within 10 % of the 15-min RSS
+MARKS_MIN = (5, 15, 30, 45, 60)
+
+STATS_PREFIX = "BENCH-STATS "
+
+
+def say(msg: str) -> None:
+    """A progress line on stderr."""
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def mb(nbytes: float) -> float:
+    return nbytes / 1e6
+
+
+# --------------------------------------------------------------------------------------------
+# inputs: the bench call, a 1-second silent file, the 60-minute file (all cached)
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _run(cmd: list[str], what: str) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"bench: error: {what} failed (exit {res.returncode}): {res.stderr.strip()[-500:]}")
+
+
+def _soxi_duration(path: Path) -> float:
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def bench_call() -> tuple[Path, dict]:
+    """The bench call's FLAC and manifest, generated into a temp dir and cached."""
+    CACHE.mkdir(exist_ok=True)
+    flac, manifest, stamp = CACHE / "bench_call.flac", CACHE / "bench_call.json", CACHE / "bench_call.sha256"
+    key = _digest(SPEC, MAKE_CALL)
+    if not (flac.is_file() and manifest.is_file() and stamp.is_file() and stamp.read_text().strip() == key):
+        say(f"generating the bench call from {SPEC.relative_to(REPO)} with scripts/make-call")
+        with tempfile.TemporaryDirectory(prefix="bench-call-") as tmp:
+            _run([sys.executable, str(MAKE_CALL), str(SPEC), "--out", tmp], "scripts/make-call")
+            shutil.move(os.path.join(tmp, "bench_call.flac"), flac)
+            shutil.move(os.path.join(tmp, "bench_call.json"), manifest)
+        stamp.write_text(key + "\n")
+        for stale in (CACHE / "bench_60min.flac", CACHE / "bench_60min.sha256"):
+            stale.unlink(missing_ok=True)
+    return flac, json.loads(manifest.read_text())
+
+
+def silent_file() -> Path:
+    """One second of digital silence, two channels, 16 kHz: replaying it times start-up alone."""
+    path = CACHE / "silence_1s.flac"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp.flac")
+        _run(["sox", "-R", "-D", "-V1", "-n", "-r", "16000", "-c", "2", "-b", "16", str(tmp), "trim", "0", "1"],
+             "sox (silent file)")
+        tmp.replace(path)
+    return path
+
+
+def long_file(call: Path, call_s: float) -> Path:
+    """The bench call repeated and cut to exactly 60 minutes, two channels, FLAC."""
+    path, stamp = CACHE / "bench_60min.flac", CACHE / "bench_60min.sha256"
+    key = _digest(call)
+    if not (path.is_file() and stamp.is_file() and stamp.read_text().strip() == key):
+        repeats = int(LONG_S // call_s)  # sox `repeat N` adds N copies to the first
+        say(f"building the 60-minute file ({repeats + 1} copies of the bench call, cut to {LONG_S:.0f} s) with sox")
+        tmp = path.with_suffix(".tmp.flac")
+        _run(["sox", "-R", "-D", "-V1", str(call), "-C", "5", str(tmp), "repeat", str(repeats),
+              "trim", "0", f"{LONG_S:.0f}"], "sox (60-minute file)")
+        tmp.replace(path)
+        stamp.write_text(key + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# running a child and watching it
+
+
+@dataclass
+class Child:
+    """What one timed child process did."""
+
+    argv: list[str]
+    rc: int = 0
+    wall_s: float = 0.0  # spawn to exit
+    first_line_s: float | None = None  # spawn to the first stdout line
+    maxrss_mb: float = 0.0  # kernel high-water mark (wait4 ru_maxrss)
+    polled_peak_mb: float = 0.0  # psutil poll, process + children
+    lines: list[str] = field(default_factory=list)
+    stderr: str = ""
+    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # elapsed, rss MB, t, final end
+    cpu_s: float = 0.0  # the child's own user + system CPU time
+    others_cpu_s: float = 0.0  # CPU time other processes used meanwhile (not this script, not the child)
+    waited_s: float = 0.0  # time spent waiting for the machine to go quiet before the run
+    quiet: bool = True  # False: the machine never went quiet before the run
+
+    @property
+    def after_first_line_s(self) -> float:
+        return self.wall_s - (self.first_line_s or 0.0)
+
+
+def run_child(argv: list[str], *, timeout_s: float, poll_s: float = 0.1, keep_lines: bool = True,
+              track: bool = False, progress_every_s: float = 0.0, total_s: float | None = None) -> Child:
+    """Spawn `argv`, read its stdout line by line, poll its RSS, reap it with wait4.
+
+    A child still running after `timeout_s` is taken as hung: SIGTERM, then SIGKILL, then exit 1.
+    """
+    import psutil
+
+    child = Child(argv)
+    child.waited_s, child.quiet = wait_quiet()
+    latest = {"t": 0.0, "final_end": 0.0}
+    busy0, self0 = _busy_cpu_s(), _self_cpu_s()
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
+        done = threading.Event()
+
+        def poll() -> None:
+            try:
+                ps = psutil.Process(proc.pid)
+            except psutil.NoSuchProcess:
+                return
+            last_report = 0.0
+            while not done.is_set():
+                try:
+                    rss = ps.memory_info().rss
+                    for c in ps.children(recursive=True):
+                        try:
+                            rss += c.memory_info().rss
+                        except psutil.Error:
+                            pass
+                except psutil.Error:
+                    break
+                elapsed = time.perf_counter() - t0
+                child.polled_peak_mb = max(child.polled_peak_mb, mb(rss))
+                if track:
+                    child.samples.append((elapsed, mb(rss), latest["t"], latest["final_end"]))
+                if progress_every_s and elapsed - last_report >= progress_every_s:
+                    last_report = elapsed
+                    of = f" of {total_s / 60:.0f} min" if total_s else ""
+                    say(f"  {latest['t'] / 60:5.1f} min{of} read, transcribed to {latest['final_end'] / 60:5.1f} min, "
+                        f"RSS {mb(rss):.0f} MB, {elapsed:.0f} s elapsed")
+                done.wait(poll_s)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+                try:
+                    os.kill(proc.pid, sig)
+                except ProcessLookupError:
+                    return
+                if done.wait(grace):
+                    return
+
+        watchdog = threading.Timer(timeout_s, kill)
+        watchdog.daemon = True
+        watchdog.start()
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if child.first_line_s is None:
+                child.first_line_s = time.perf_counter() - t0
+            line = raw.decode("utf-8", "replace")
+            if track:
+                try:
+                    ev = json.loads(line)
+                    latest["t"] = max(latest["t"], float(ev.get("t", 0.0)))
+                    if ev.get("type") == "transcript.final":
+                        latest["final_end"] = max(latest["final_end"], float(ev["end"]))
+                except (ValueError, KeyError, TypeError):
+                    pass
+            if keep_lines:
+                child.lines.append(line)
+            elif track and '"transcript.final"' in line:
+                child.lines.append(line)  # keep only the finals of a long run
+        _, status, usage = os.wait4(proc.pid, 0)
+        child.wall_s = time.perf_counter() - t0
+        watchdog.cancel()
+        proc.returncode = child.rc = os.waitstatus_to_exitcode(status)
+        done.set()
+        poller.join()
+        proc.stdout.close()
+        err.seek(0)
+        child.stderr = err.read().decode("utf-8", "replace")
+    child.maxrss_mb = usage.ru_maxrss * 1024 / 1e6  # Linux: KiB
+    child.cpu_s = usage.ru_utime + usage.ru_stime
+    child.others_cpu_s = max(0.0, _busy_cpu_s() - busy0 - child.cpu_s - (_self_cpu_s() - self0))
+    if timed_out.is_set():
+        sys.exit(f"bench: error: {shlex.join(argv)} was still running after {timeout_s:.0f} s and was killed "
+                 f"(hung?); {len(child.lines)} stdout lines, stderr: {child.stderr.strip()[-800:] or '(empty)'}")
+    if child.rc != 0:
+        sys.exit(f"bench: error: {shlex.join(argv)} exited {child.rc}: {child.stderr.strip()[-800:]}")
+    return child
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores) since boot."""
+    import psutil
+
+    t = psutil.cpu_times()
+    not_ours = ("idle", "iowait", "steal", "guest", "guest_nice")  # guest time is already counted in user
+    return sum(t) - sum(getattr(t, name, 0.0) for name in not_ours)
+
+
+def _self_cpu_s() -> float:
+    """CPU seconds this script has used (reading the child's output, polling its memory)."""
+    t = os.times()
+    return t.user + t.system
+
+
+QUIET_BELOW = 15.0  # % of all cores busy
+QUIET_FOR_S = 3
+QUIET_MAX_WAIT_S = 120.0
+
+
+def wait_quiet() -> tuple[float, bool]:
+    """Wait (up to 2 minutes) until the machine has been nearly idle for 3 s; others' work skews timings."""
+    import psutil
+
+    t0 = time.perf_counter()
+    calm = 0
+    told = False
+    while calm < QUIET_FOR_S:
+        waited = time.perf_counter() - t0
+        if waited >= QUIET_MAX_WAIT_S:
+            say(f"  the machine stayed busy for {waited:.0f} s; running anyway (see the others' CPU column)")
+            return waited, False
+        busy = psutil.cpu_percent(interval=1.0)
+        calm = calm + 1 if busy < QUIET_BELOW else 0
+        if busy >= QUIET_BELOW and not told and waited >= 2:
+            say(f"  waiting for the machine to go quiet ({busy:.0f} % busy, other processes running)")
+            told = True
+    return time.perf_counter() - t0 - QUIET_FOR_S, True
+
+
+def limit(audio_s: float) -> float:
+    """How long a run may take before it counts as hung: slower than half real time, plus start-up."""
+    return 120.0 + 2.0 * audio_s
+
+
+def callmon_bin() -> str:
+    venv = REPO / ".venv" / "bin" / "callmon"
+    if venv.exists():
+        return str(venv)
+    found = shutil.which("callmon")
+    if not found:
+        sys.exit("bench: error: callmon not found (.venv/bin/callmon); run scripts/setup")
+    return found
+
+
+def replay_argv(path: Path) -> list[str]:
+    return [callmon_bin(), "replay", str(path), "--fast", "--format", "jsonl", "-q"]
+
+
+def events(child: Child) -> list[dict]:
+    return [json.loads(line) for line in child.lines if line.strip()]
+
+
+# --------------------------------------------------------------------------------------------
+# child modes: the plain faster-whisper baseline and the counting diagnostic
+
+
+def _stt_settings():
+    from monitor.config import load_config
+
+    return load_config().stt
+
+
+def baseline_main(path: str) -> int:
+    """Plain faster-whisper on each channel; JSON lines on stdout (a `ready` line once loaded)."""
+    t_start = time.perf_counter()
+    from faster_whisper import WhisperModel, decode_audio
+    from faster_whisper import transcribe as fw_transcribe
+
+    from monitor.stt.model import pick_device, resolve_model
+
+    cfg = _stt_settings()
+    model_path = resolve_model("tiny.en")
+    device, compute_type = pick_device(cfg.device, cfg.compute_type)
+    t_import = time.perf_counter()
+    model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=os.cpu_count())
+    t_loaded = time.perf_counter()
+    print(json.dumps({"ready": True, "import_s": t_import - t_start, "load_s": t_loaded - t_import}), flush=True)
+
+    # Count encoder passes (one Python counter per 30-s window: nothing measurable).
+    encodes = [0]
+    plain_encode = fw_transcribe.WhisperModel.encode
+
+    def counted_encode(self, features):  # noqa: ANN001, ANN202
+        encodes[0] += 1
+        return plain_encode(self, features)
+
+    fw_transcribe.WhisperModel.encode = counted_encode
+
+    t0 = time.perf_counter()
+    channels = decode_audio(path, split_stereo=True)
+    t_decoded = time.perf_counter()
+    per_channel = []
+    for ch in channels:
+        before = encodes[0]
+        t_ch = time.perf_counter()
+        segments, _info = model.transcribe(
+            ch,
+            language=cfg.language,
+            beam_size=cfg.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            vad_filter=False,
+            no_speech_threshold=cfg.no_speech_threshold,
+            log_prob_threshold=cfg.log_prob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+        )
+        segments = list(segments)
+        per_channel.append({
+            "audio_s": len(ch) / 16000,
+            "segments": len(segments),
+            "words": sum(len(s.words or []) for s in segments),
+            "encoder_passes": encodes[0] - before,
+            "transcribe_s": time.perf_counter() - t_ch,
+        })
+    t_done = time.perf_counter()
+    print(json.dumps({
+        "decode_s": t_decoded - t0,
+        "transcribe_s": t_done - t_decoded,
+        "after_load_s": t_done - t0,
+        "in_process_s": t_done - t_start,
+        "channels": per_channel,
+        "device": device,
+        "compute_type": compute_type,
+    }), flush=True)
+    return 0
+
+
+def count_main(path: str) -> int:
+    """Run `callmon replay` in-process with counters on the model; stats on stderr, events on stdout."""
+    from faster_whisper import transcribe as fw_transcribe
+
+    from monitor import cli
+    from monitor.stt import model as stt_model
+
+    stats = {"transcribe_calls": 0, "empty_results": 0, "encoder_passes": 0, "utterance_s": [], "transcribe_s": 0.0}
+    plain_transcribe = stt_model.WhisperTranscriber.transcribe
+    plain_encode = fw_transcribe.WhisperModel.encode
+
+    def counted_transcribe(self, audio):  # noqa: ANN001, ANN202
+        stats["transcribe_calls"] += 1
+        stats["utterance_s"].append(round(len(audio) / 16000, 3))
+        t0 = time.perf_counter()
+        words = plain_transcribe(self, audio)
+        stats["transcribe_s"] += time.perf_counter() - t0
+        stats["empty_results"] += not words
+        return words
+
+    def counted_encode(self, features):  # noqa: ANN001, ANN202
+        stats["encoder_passes"] += 1
+        return plain_encode(self, features)
+
+    stt_model.WhisperTranscriber.transcribe = counted_transcribe
+    fw_transcribe.WhisperModel.encode = counted_encode
+    t0 = time.perf_counter()
+    rc = cli.main(["replay", path, "--fast", "--format", "jsonl", "-q"])
+    stats["run_s"] = time.perf_counter() - t0
+    sys.stdout.flush()
+    print(STATS_PREFIX + json.dumps(stats), file=sys.stderr, flush=True)
+    return rc
+
+
+# --------------------------------------------------------------------------------------------
+# the benchmark
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    from monitor.stt.model import pick_device, resolve_model
+
+    cfg = _stt_settings()
+    device, compute_type = pick_device(cfg.device, cfg.compute_type)
+
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "faster-whisper": version("faster-whisper"),
+        "ctranslate2": version("ctranslate2"),
+        "onnxruntime": version("onnxruntime"),
+        "callmon": version("callmon"),
+        "model": f"{cfg.model} ({resolve_model(cfg.model)})",
+        "device": device,
+        "compute_type": compute_type,
+        "cpu_threads": cfg.threads or os.cpu_count(),
+        "beam_size": cfg.beam_size,
+        "commit": commit,
+    }
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def finals_of(evs: list[dict]) -> list[dict]:
+    return [e for e in evs if e.get("type") == "transcript.final"]
+
+
+def bench(args: argparse.Namespace) -> int:
+    runs = 1 if args.quick else args.runs
+    out_path = Path(args.out)
+    if not out_path.is_absolute():
+        out_path = REPO / out_path
+    command = os.environ.get("BENCH_COMMAND") or shlex.join(
+        [".venv/bin/python", "scripts/bench.py", *sys.argv[1:]])
+    started = dt.datetime.now(dt.UTC)
+    say(f"{'quick run' if args.quick else f'{runs} runs'}; writing {out_path}")
+    info = machine_info()
+    say(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram']}; model {info['model']} "
+        f"on {info['device']}/{info['compute_type']}")
+
+    call, manifest = bench_call()
+    call_s = float(manifest["duration"])
+    silent = silent_file()
+    turns = manifest["turns"]
+    overlaps = sum(1 for a, b in zip(turns, turns[1:], strict=False) if b["start"] < a["end"])
+    say(f"bench call: {call.relative_to(REPO)}, {call_s:.1f} s, {len(turns)} turns, {overlaps} overlaps")
+
+    say("warm-up: one untimed replay of the silent file (page cache, model files)")
+    run_child(replay_argv(silent), timeout_s=limit(1.0))
+
+    # --- A B A B ...: callmon and the plain baseline, alternating -------------------------------
+    a_runs: list[Child] = []
+    b_runs: list[tuple[Child, dict, dict]] = []
+    for i in range(runs):
+        say(f"run {i + 1}/{runs} A: callmon replay --fast")
+        a = run_child(replay_argv(call), timeout_s=limit(call_s))
+        a_runs.append(a)
+        fin = finals_of(events(a))
+        say(f"  {a.wall_s:.2f} s total, {a.after_first_line_s:.2f} s after call.started, "
+            f"{call_s / a.wall_s:.1f}× real time, {len(fin)} finals, RSS {a.maxrss_mb:.0f} MB, others {_others(a)}")
+        say(f"run {i + 1}/{runs} B: plain faster-whisper baseline")
+        b = run_child([sys.executable, str(Path(__file__).resolve()), "--baseline", str(call)],
+                      timeout_s=limit(call_s))
+        ready, result = (json.loads(line) for line in b.lines[:2])
+        b_runs.append((b, ready, result))
+        say(f"  {b.wall_s:.2f} s total, {b.after_first_line_s:.2f} s after model load "
+            f"(transcribe {result['transcribe_s']:.2f} s), peak RSS {b.maxrss_mb:.0f} MB, others {_others(b)}")
+
+    # --- start-up alone ---------------------------------------------------------------------------
+    s_runs: list[Child] = []
+    for i in range(runs):
+        say(f"start-up {i + 1}/{runs}: callmon replay of a 1-second silent file")
+        s = run_child(replay_argv(silent), timeout_s=limit(1.0))
+        s_runs.append(s)
+        say(f"  {s.wall_s:.2f} s (call.started after {s.first_line_s:.2f} s), others {_others(s)}")
+
+    # --- counting diagnostic (untimed) ------------------------------------------------------------
+    say("diagnostic (untimed): callmon in-process with counters on Whisper calls")
+    c = run_child([sys.executable, str(Path(__file__).resolve()), "--count", str(call)], timeout_s=limit(call_s))
+    counts = next(json.loads(line[len(STATS_PREFIX):]) for line in c.stderr.splitlines()
+                  if line.startswith(STATS_PREFIX))
+    counts["finals"] = len(finals_of(events(c)))
+    say(f"  {counts['transcribe_calls']} Whisper calls ({counts['empty_results']} without words), "
+        f"{counts['encoder_passes']} encoder passes, {counts['finals']} finals")
+
+    # --- 60 minutes -------------------------------------------------------------------------------
+    long_run = None
+    if not args.quick:
+        path = long_file(call, call_s)
+        long_s = _soxi_duration(path)
+        say(f"60-minute run: {path.relative_to(REPO)} ({long_s:.0f} s); this takes several minutes")
+        long_run = run_child(replay_argv(path), timeout_s=limit(long_s), poll_s=1.0, keep_lines=False, track=True,
+                             progress_every_s=30.0, total_s=long_s)
+        say(f"  {long_run.wall_s:.0f} s, {long_s / long_run.wall_s:.1f}× real time, "
+            f"peak RSS {long_run.maxrss_mb:.0f} MB, others {_others(long_run)}")
+        long_run_s = long_s
+    else:
+        long_run_s = 0.0
+        say("--quick: skipping the 60-minute run")
+
+    text = report(
+        started=started, command=command, info=info, runs=runs, quick=args.quick, call=call, call_s=call_s,
+        manifest=manifest, overlaps=overlaps, a_runs=a_runs, b_runs=b_runs, s_runs=s_runs, counts=counts,
+        count_child=c, long_run=long_run, long_s=long_run_s,
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text)
+    say(f"wrote {out_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+
+
+def _ok(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def _rss_at(samples: list[tuple[float, float, float, float]], minute: float) -> tuple[float, float, float] | None:
+    """(RSS MB, elapsed s, transcribed-to s) of the first sample whose call time reached `minute`."""
+    want = minute * 60 - 0.5
+    for elapsed, rss, t, fin in samples:
+        if t >= want:
+            return rss, elapsed, fin
+    return None
+
+
+def _last(samples: list[tuple[float, float, float, float]]) -> tuple[float, float, float] | None:
+    if not samples:
+        return None
+    elapsed, rss, _t, fin = samples[-1]
+    return rss, elapsed, fin
+
+
+def _tally(items: list[dict], key: str = "role") -> str:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item[key]] = counts.get(item[key], 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _others(c: Child) -> str:
+    """Other processes' CPU during a run, as a share of the machine; flagged when it skews timings."""
+    share = c.others_cpu_s / max(1e-9, c.wall_s * (os.cpu_count() or 1)) * 100
+    flag = " ⚠" if share >= 10 or not c.quiet else ""
+    return f"{share:.0f} %{flag}"
+
+
+def report(*, started, command, info, runs, quick, call, call_s, manifest, overlaps, a_runs, b_runs, s_runs,
+           counts, count_child, long_run, long_s) -> str:  # noqa: ANN001 - plain data from bench()
+    a_wall = [a.wall_s for a in a_runs]
+    a_first = [a.first_line_s or 0.0 for a in a_runs]
+    a_after = [a.after_first_line_s for a in a_runs]
+    b_wall = [b.wall_s for b, _, _ in b_runs]
+    b_after = [b.after_first_line_s for b, _, _ in b_runs]
+    b_first = [b.first_line_s or 0.0 for b, _, _ in b_runs]
+    b_trans = [r["transcribe_s"] for _, _, r in b_runs]
+    b_load = [rd["load_s"] for _, rd, _ in b_runs]
+    s_wall = [s.wall_s for s in s_runs]
+    s_first = [s.first_line_s or 0.0 for s in s_runs]
+
+    speed_total = call_s / median(a_wall)
+    speed_after = call_s / median(a_after)
+    speed_minus_silent = call_s / (median(a_wall) - median(s_wall))
+    ratio = median(a_after) / median(b_after)
+    ratio_total = median(a_wall) / median(b_wall)
+    ratio_trans = median(a_after) / median(b_trans)
+    peak_rss = max(a.maxrss_mb for a in a_runs)
+    peak_polled = max(a.polled_peak_mb for a in a_runs)
+    finals_runs = [finals_of(events(a)) for a in a_runs]
+    n_finals = [len(f) for f in finals_runs]
+    fin = finals_runs[0]
+    turns = manifest["turns"]
+    base = b_runs[0][2]
+    chans = base["channels"]
+    base_passes = sum(ch["encoder_passes"] for ch in chans)
+    base_audio = sum(ch["audio_s"] for ch in chans)
+    utt = counts["utterance_s"]
+    skewed = [c for c in [*a_runs, *(b for b, _, _ in b_runs), *s_runs] + ([long_run] if long_run else [])
+              if c.others_cpu_s / max(1e-9, c.wall_s * (os.cpu_count() or 1)) >= 0.10 or not c.quiet]
+
+    L: list[str] = []
+    w = L.append
+    how = "quick run: 1 run, no 60-minute test" if quick else f"{runs} runs each"
+    w("# Benchmarks")
+    w("")
+    w(f"Measured {started:%Y-%m-%d %H:%M} UTC by `scripts/bench` ({how}) on the machine below.")
+    w("")
+    w(f"Command: `{command}`")
+    w("")
+    w("## Summary")
+    w("")
+    w("| figure | measured | target | met? |")
+    w("|---|---|---|---|")
+    w(f"| Replay speed, whole command (spawn to exit, median) "
+      f"| {speed_total:.1f}× real time ({median(a_wall):.2f} s for {call_s:.1f} s of call) "
+      f"| ≥ {TARGET_SPEED:.0f}× | {_ok(speed_total >= TARGET_SPEED)} |")
+    w(f"| Replay speed, excluding start-up (call.started to exit, median) "
+      f"| {speed_after:.1f}× real time ({median(a_after):.2f} s) "
+      f"| ≥ {TARGET_SPEED:.0f}× | {_ok(speed_after >= TARGET_SPEED)} |")
+    w(f"| Start-up (spawn to call.started: imports, model, VAD) "
+      f"| {median(a_first):.2f} s (1-s silent file, whole command: {median(s_wall):.2f} s) | — | — |")
+    w(f"| callmon / plain faster-whisper, excluding model load (medians) "
+      f"| {ratio:.2f}× ({median(a_after):.2f} s / {median(b_after):.2f} s) "
+      f"| ≤ {TARGET_RATIO}× | {_ok(ratio <= TARGET_RATIO)} |")
+    w(f"| Peak RSS of the replay (bench call) | {peak_rss:.0f} MB "
+      f"| ≤ {TARGET_RSS_MB:.0f} MB | {_ok(peak_rss <= TARGET_RSS_MB)} |")
+    flat, growth = False, "n/a"
+    if long_run is not None:
+        s15 = _rss_at(long_run.samples, 15)
+        s60 = _rss_at(long_run.samples, 60) or _last(long_run.samples)
+        if s15 and s60:
+            flat = abs(s60[0] - s15[0]) <= FLAT_TOLERANCE * s15[0]
+            growth = f"{(s60[0] - s15[0]) / s15[0] * 100:+.1f} %"
+            w(f"| RSS over 60 min of audio: at 60 min vs at 15 min | {s60[0]:.0f} MB vs {s15[0]:.0f} MB ({growth}) "
+              f"| within ±10 % (flat) | {_ok(flat)} |")
+        else:
+            w("| RSS over 60 min of audio | no samples | within ±10 % (flat) | **no** |")
+        w(f"| Peak RSS over 60 min of audio | {long_run.maxrss_mb:.0f} MB "
+          f"| ≤ {TARGET_RSS_MB:.0f} MB | {_ok(long_run.maxrss_mb <= TARGET_RSS_MB)} |")
+        long_speed = long_s / long_run.wall_s
+        w(f"| Replay speed on the 60-minute file (whole command) "
+          f"| {long_speed:.1f}× real time ({long_run.wall_s:.0f} s) "
+          f"| ≥ {TARGET_SPEED:.0f}× | {_ok(long_speed >= TARGET_SPEED)} |")
+    else:
+        w("| RSS over 60 min of audio | not run (`--quick`) | within ±10 % (flat) | — |")
+    w(f"| transcript.final events (sanity) | {n_finals[0]} ({_tally(fin)}) "
+      f"| ≈ {len(turns)} turns in the spec | — |")
+    w("")
+    w("MB = 10^6 bytes. A speed is the audio's duration divided by the median wall time.")
+    if skewed:
+        w("")
+        w(f"**Caution:** other processes used ≥ 10 % of the machine during {len(skewed)} of the timed runs "
+          "(marked ⚠ below); those timings are pessimistic.")
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    w(f"| CPU | {info['cpu']} |")
+    w(f"| cores | {info['cores']} |")
+    w(f"| RAM | {info['ram']} |")
+    w(f"| OS | {info['os']} |")
+    w(f"| Python | {info['python']} |")
+    w(f"| faster-whisper | {info['faster-whisper']} |")
+    w(f"| ctranslate2 | {info['ctranslate2']} |")
+    w(f"| onnxruntime (Silero VAD) | {info['onnxruntime']} |")
+    w(f"| callmon | {info['callmon']} (commit {info['commit']} plus the working tree at the time) |")
+    w(f"| model | {info['model']} |")
+    w(f"| device / compute type | {info['device']} / {info['compute_type']}, {info['cpu_threads']} CPU threads, "
+      f"beam size {info['beam_size']} |")
+    w("")
+    w("## The bench call")
+    w("")
+    w(f"`scripts/bench_call.json`, built with `scripts/make-call` and cached as `{call.relative_to(REPO)}`: "
+      f"{call_s:.1f} s, two channels (agent 0, customer 1), {len(turns)} turns ({_tally(turns)}), "
+      f"{overlaps} overlaps, espeak-ng voices `{turns[0]['voice']}` (agent) and `{turns[1]['voice']}` (customer), "
+      f"line hiss at {manifest['noise_dbfs']:g} dBFS. A broadband fault: identification, troubleshooting, "
+      "a mild complaint, an engineer visit and a goodwill credit.")
+    w("")
+    w("## Replay speed and the plain faster-whisper baseline")
+    w("")
+    w("A = `callmon replay CALL --fast --format jsonl -q`, a subprocess whose stdout is read line by line. "
+      "B = `python scripts/bench.py --baseline CALL`: the same model (`resolve_model(\"tiny.en\")`), "
+      "device and compute type (`pick_device`), `cpu_threads=os.cpu_count()`; "
+      "`decode_audio(CALL, split_stereo=True)`, then plain `WhisperModel.transcribe` on each whole channel with "
+      "WhisperTranscriber's settings (language, beam size, temperature 0.0, word_timestamps, "
+      "condition_on_previous_text=False, no VAD, the same three hallucination thresholds), the segment generator "
+      "consumed with `list()`. The runs alternate A B A B …, after one untimed warm-up replay; before each run the "
+      "script waits for the machine to be idle for 3 s.")
+    w("")
+    w("*Start-up* and *after load* are measured the same way on both sides, by the parent: spawn to the child's "
+      "first stdout line, and that line to the child's exit. callmon's first line is `call.started`, written once "
+      "the file is open and the model and VAD are loaded; the baseline writes one right after `WhisperModel(...)` "
+      "returns. *Transcribe* is the baseline's own timing of its `transcribe` calls alone. *Others* is the CPU "
+      "other processes on the machine (not the child, not this script) used during the run, as a share of all "
+      "cores (⚠ from 10 %).")
+    w("")
+    w("| run | A total | A start-up | A after load | A finals | A peak RSS | A others "
+      "| B total | B start-up | B after load | B transcribe | B peak RSS | B others |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for i, (a, (b, _rd, r)) in enumerate(zip(a_runs, b_runs, strict=True)):
+        w(f"| {i + 1} | {a.wall_s:.2f} s | {a.first_line_s:.2f} s | {a.after_first_line_s:.2f} s | {n_finals[i]} "
+          f"| {a.maxrss_mb:.0f} MB | {_others(a)} | {b.wall_s:.2f} s | {b.first_line_s:.2f} s "
+          f"| {b.after_first_line_s:.2f} s | {r['transcribe_s']:.2f} s | {b.maxrss_mb:.0f} MB | {_others(b)} |")
+    w(f"| **median** | **{median(a_wall):.2f} s** | {median(a_first):.2f} s | **{median(a_after):.2f} s** "
+      f"| | | | **{median(b_wall):.2f} s** | {median(b_first):.2f} s | **{median(b_after):.2f} s** "
+      f"| {median(b_trans):.2f} s | | |")
+    w("")
+    w(f"- Replay speed: {speed_total:.1f}× real time for the whole command, {speed_after:.1f}× excluding start-up; "
+      f"subtracting the silent-file replay ({median(s_wall):.2f} s) instead gives {speed_minus_silent:.1f}×.")
+    w(f"- Start-up alone, replaying a 1-second silent file ({runs} run(s)): "
+      f"{', '.join(f'{x:.2f}' for x in s_wall)} s for the whole command, `call.started` after "
+      f"{', '.join(f'{x:.2f}' for x in s_first)} s (others: {', '.join(_others(s) for s in s_runs)}). "
+      f"The baseline's `WhisperModel(...)` load alone takes {median(b_load):.2f} s.")
+    w(f"- **Ratio callmon / baseline excluding model load** (medians of *after load*): **{ratio:.2f}×**. "
+      f"Including start-up (medians of *total*): {ratio_total:.2f}×. callmon's *after load* against the "
+      f"baseline's pure *transcribe*: {ratio_trans:.2f}×.")
+    w("")
+    w("### Why they differ: Whisper passes")
+    w("")
+    w("Counted in an untimed diagnostic run (`bench.py --count CALL`: callmon's replay in-process with counters on "
+      "`WhisperTranscriber.transcribe` and `WhisperModel.encode`) and by the baseline itself:")
+    w("")
+    w("| | callmon | plain faster-whisper |")
+    w("|---|---|---|")
+    w(f"| Whisper `transcribe` calls | {counts['transcribe_calls']} (one per final utterance; "
+      f"{counts['empty_results']} gave no words) | {len(chans)} (one per channel) |")
+    w(f"| encoder passes (30-s windows; shorter audio is padded to 30 s) | {counts['encoder_passes']} "
+      f"| {base_passes} ({' + '.join(str(ch['encoder_passes']) for ch in chans)}) |")
+    w(f"| audio given to Whisper | {sum(utt):.1f} s, utterances of {min(utt):.1f}–{max(utt):.1f} s "
+      f"(median {median(utt):.1f} s) | {base_audio:.1f} s ({len(chans)} × {chans[0]['audio_s']:.1f} s) |")
+    w(f"| audio per encoder pass | {sum(utt) / max(1, counts['encoder_passes']):.1f} s "
+      f"| {base_audio / max(1, base_passes):.1f} s |")
+    w(f"| output | {counts['finals']} transcript.final events "
+      f"| {sum(ch['segments'] for ch in chans)} segments, {sum(ch['words'] for ch in chans)} words |")
+    w("")
+    w(f"In that diagnostic run (untimed, others {_others(count_child)}), callmon spent {counts['transcribe_s']:.1f} s "
+      f"inside `WhisperTranscriber.transcribe` out of {counts['run_s']:.1f} s for the whole replay; the other "
+      f"{counts['run_s'] - counts['transcribe_s']:.1f} s are start-up, audio decoding, VAD, loudness, the coach and "
+      "the event output.")
+    w("")
+    w("Every Whisper call costs at least one full 30-second encoder pass, one greedy decode and one word-timestamp "
+      "alignment pass, however short its audio: callmon's cost follows the number of utterances, the baseline's "
+      "the number of 30-second windows (it packs each channel, silence included, into a few long windows).")
+    w("")
+    w("## Peak RSS")
+    w("")
+    w(f"Of the `callmon replay` process on the bench call: {peak_rss:.0f} MB (kernel high-water mark, `ru_maxrss` "
+      f"from `wait4`, highest of {runs} run(s)); a psutil poll every 0.1 s (process and children) saw at most "
+      f"{peak_polled:.0f} MB. The baseline process peaked at {max(b.maxrss_mb for b, _, _ in b_runs):.0f} MB.")
+    w("")
+    w("## RSS over 60 minutes of audio")
+    w("")
+    if long_run is None:
+        w("Not run (`--quick`). A full `scripts/bench` builds `.bench-cache/bench_60min.flac` (the bench call "
+          "repeated and cut to 60 minutes) and replays it.")
+    else:
+        w(f"`.bench-cache/bench_60min.flac`: the bench call repeated and cut to {long_s:.0f} s, two-channel FLAC, "
+          "replayed with `--fast --format jsonl -q`. The parent reads stdout, keeping the `t` of the latest event "
+          "(how far the reader has got; transcription trails it by at most the final-queue bound) and the `end` of "
+          "the latest transcript.final, and samples the child's RSS (psutil, with children) every second; each row "
+          "is the first sample at or after that call time.")
+        w("")
+        w("| call time | RSS | wall clock | transcribed up to |")
+        w("|---|---|---|---|")
+        for m in MARKS_MIN:
+            s = _rss_at(long_run.samples, m) or (_last(long_run.samples) if m == MARKS_MIN[-1] else None)
+            w(f"| {m} min | {s[0]:.0f} MB | {s[1]:.0f} s | {s[2] / 60:.1f} min |" if s else f"| {m} min | – | | |")
+        w("")
+        if long_run.samples:
+            top = max(long_run.samples, key=lambda s: s[1])
+            w(f"Peak: {long_run.maxrss_mb:.0f} MB (`ru_maxrss`); the highest 1-s sample was {top[1]:.0f} MB at "
+              f"{top[2] / 60:.1f} min of call time. {'Flat' if flat else '**Not flat**'}: the RSS at 60 min is "
+              f"{growth} against the RSS at 15 min (limit ±10 %).")
+            w("")
+            cells = []
+            for m in range(0, 61, 5):
+                s = _rss_at(long_run.samples, max(m, 0.02)) or (_last(long_run.samples) if m == 60 else None)
+                cells.append(f"{s[0]:.0f}" if s else "–")
+            w("| call time (min) | " + " | ".join(str(m) for m in range(0, 61, 5)) + " |")
+            w("|---|" + "---|" * len(cells))
+            w("| RSS (MB) | " + " | ".join(cells) + " |")
+            w("")
+        copies = long_s / call_s
+        w(f"Throughput: {long_s:.0f} s of audio in {long_run.wall_s:.0f} s = **{long_s / long_run.wall_s:.1f}× "
+          f"real time** for the whole command, {long_s / long_run.after_first_line_s:.1f}× excluding start-up "
+          f"(others: {_others(long_run)}). {len(long_run.lines)} transcript.final events "
+          f"({copies:.2f} copies of the bench call × {n_finals[0]} ≈ {copies * n_finals[0]:.0f}).")
+    w("")
+    w("## Sanity: transcript.final events")
+    w("")
+    w(f"Per run on the bench call: {', '.join(str(n) for n in n_finals)}; the diagnostic run: {counts['finals']}. "
+      f"The spec has {len(turns)} turns ({_tally(turns)}); run 1 gave {_tally(fin)}. A turn splits into two finals "
+      "at a pause longer than the VAD hangover, turns close together on one side can merge into one, and an "
+      "utterance the model finds no words in is not emitted.")
+    w("")
+    w("<details><summary>Transcript of run 1</summary>")
+    w("")
+    w("| start | end | role | text |")
+    w("|---|---|---|---|")
+    for e in fin:
+        w(f"| {e['start']:.2f} | {e['end']:.2f} | {e['role']} | {e['text'].replace('|', '/')} |")
+    w("")
+    w("</details>")
+    w("")
+    w("## Reproduce")
+    w("")
+    w("```")
+    w("scripts/bench            # 3 runs + the 60-minute test; writes docs/BENCHMARKS.md (about 15 min on 2 cores)")
+    w("scripts/bench --quick    # 1 run, no 60-minute test (about 1 min)")
+    w("scripts/bench --runs 5 --out /tmp/bench.md")
+    w("```")
+    w("")
+    w("Inputs are cached in `.bench-cache/` (rebuilt when `scripts/bench_call.json` or `scripts/make-call` "
+      "changes). Run nothing else meanwhile: the model uses every core, and the script waits for the machine to be "
+      "idle before each run (up to 2 minutes) and reports the CPU others used.")
+    w("")
+    return "\n".join(L)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="Benchmark callmon replay (speed, start-up, plain faster-whisper baseline, peak RSS, "
+                    "RSS over 60 minutes) and write docs/BENCHMARKS.md.",
+    )
+    parser.add_argument("--runs", type=int, default=3, metavar="N", help="timed runs of each kind (default 3)")
+    parser.add_argument("--quick", action="store_true", help="1 run, skip the 60-minute test (for trying it out)")
+    parser.add_argument("--out", default="docs/BENCHMARKS.md", metavar="FILE",
+                        help="report file, overwritten (default docs/BENCHMARKS.md, relative to the repository)")
+    parser.add_argument("--baseline", metavar="CALL", help=argparse.SUPPRESS)
+    parser.add_argument("--count", metavar="CALL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline:
+        return baseline_main(args.baseline)
+    if args.count:
+        return count_main(args.count)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    for tool in ("sox", "soxi"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: error: {tool} not found; run scripts/setup (apt-get install sox)")
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
