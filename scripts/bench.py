@@ -571,11 +571,21 @@ def bench(args: argparse.Namespace) -> int:
         long_run_s = 0.0
         say("--quick: skipping the 60-minute run")
 
+    # --- trigger phrase -> nudge latency ----------------------------------------------------------
+    latency = None
+    if not args.quick:
+        say("latency: real-time replay of every scenario call with expected nudges (about 10 minutes)")
+        wait_quiet()
+        done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_latency.py"), "--json"],
+                              capture_output=True, text=True, check=True, cwd=REPO)
+        latency = json.loads(done.stdout)
+        say(f"  {json.dumps(latency['summary'])}")
+
     text = report(
         started=started, command=command, info=info, runs=runs, quick=args.quick, call=call, call_s=call_s,
         manifest=manifest, overlaps=overlaps, a_runs=a_runs, b_runs=b_runs, s_runs=s_runs, counts=counts,
         count_child=c, long_run=long_run, long_s=long_run_s,
-    )
+    ) + latency_section(latency)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text)
     say(f"wrote {out_path}")
@@ -584,6 +594,30 @@ def bench(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------
 # the report
+
+
+def latency_section(latency: dict | None) -> str:
+    """The trigger-to-nudge latency section (scripts/bench_latency.py in real-time replay)."""
+    if latency is None:
+        return "\n## Trigger to nudge latency\n\nNot measured in a --quick run.\n"
+    word, sound = latency["summary"]["word"], latency["summary"]["sound"]
+    L = [
+        "", "## Trigger to nudge latency", "",
+        "Every scenario call (`tests/fixtures/calls/scn_*`) replayed with `callmon replay --realtime`, one after",
+        "another; for each expected nudge, its `wall` minus the wall-clock moment the trigger turn's last",
+        "audio was played (see `scripts/bench_latency.py`). A nudge raised before the turn ended counts as 0.",
+        "Word-triggered: set_boundary, call_supervisor, acknowledge, avoid_blame, apologize_well,",
+        "keep_promises, summarize; loudness/pace: slow_down, let_them_finish.", "",
+        "| figure | measured | target | met? |", "|---|---|---|---|",
+        f"| word-triggered p50 / p95 (n={word['n']}, missed {word['missed']}) | {word['p50']} s / {word['p95']} s "
+        f"| p95 ≤ 0.8 s | {_ok(word['p95'] is not None and word['p95'] <= 0.8)} |",
+        f"| loudness/pace p50 / p95 (n={sound['n']}, missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s "
+        f"| p95 ≤ 0.3 s | {_ok(sound['p95'] is not None and sound['p95'] <= 0.3)} |",
+        "| whisper_streaming, for comparison (its paper) | 3.3 s | | |", "",
+        "| call | nudge | latency (s) |", "|---|---|---|",
+    ]
+    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in latency["rows"]]
+    return "\n".join(L) + "\n"
 
 
 def _ok(met: bool) -> str:

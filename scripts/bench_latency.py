@@ -34,7 +34,8 @@ def latencies(manifest: dict, events: list[dict]) -> list[dict]:
     offset = min(e["wall"] - e["t"] for e in events if e["type"] == "metrics")
     rows = []
     for exp in manifest["expect_nudges"]:
-        lo, hi = exp["trigger_end"] - 0.5, exp["trigger_end"] + exp["within_s"]
+        # From the trigger turn's start: a paced replay may raise it from a partial, mid-turn.
+        lo, hi = manifest["turns"][exp["after_turn"]]["start"], exp["trigger_end"] + exp["within_s"]
         hit = next((e for e in events if e["type"] == "nudge" and e["kind"] == exp["kind"] and lo <= e["t"] <= hi), None)
         rows.append({
             "call": manifest["name"], "kind": exp["kind"],

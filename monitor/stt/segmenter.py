@@ -96,7 +96,9 @@ class Segmenter:
             self._last_pause = None
             self._trim(cut)
             return done
-        if end >= self._next_partial:
+        if end >= self._next_partial and self._silence_from is None:
+            # No partial once a pause has begun: the final is due within the hangover, and a
+            # partial started now would only delay it in the model's queue.
             self._next_partial = end + self._partial_every
             return [self._utterance(self._start, end, final=False)]
         return []
