@@ -340,7 +340,7 @@ def baseline_main(path: str) -> int:
     from faster_whisper import WhisperModel, decode_audio
     from faster_whisper import transcribe as fw_transcribe
 
-    from monitor.stt.model import pick_device, resolve_model
+    from monitor.stt.model import decode_options, pick_device, resolve_model
 
     cfg = _stt_settings()
     model_path = resolve_model("tiny.en")
@@ -367,18 +367,7 @@ def baseline_main(path: str) -> int:
     for ch in channels:
         before = encodes[0]
         t_ch = time.perf_counter()
-        segments, _info = model.transcribe(
-            ch,
-            language=cfg.language,
-            beam_size=cfg.beam_size,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            vad_filter=False,
-            no_speech_threshold=cfg.no_speech_threshold,
-            log_prob_threshold=cfg.log_prob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
-        )
+        segments, _info = model.transcribe(ch, **decode_options(cfg))
         segments = list(segments)
         per_channel.append({
             "audio_s": len(ch) / 16000,

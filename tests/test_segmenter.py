@@ -61,12 +61,23 @@ def test_click_shorter_than_min_speech_is_dropped():
 
 
 def test_partials_tick_while_speaking_then_final():
-    cfg = VadConfig(partial_interval_s=1.0)
+    cfg = VadConfig(partial_interval_s=1.0, end_partial_ms=0)
     out = run([0.9] * frames(3.5) + [0.0] * 30, cfg)
     partials = [u for u in out if not u.final]
     assert len(partials) == 3
     assert all(p.seq == out[-1].seq for p in partials) and out[-1].final
     assert [p.end for p in partials] == sorted(p.end for p in partials)
+
+
+def test_early_in_a_pause_the_whole_utterance_is_offered_as_a_partial():
+    cfg = VadConfig(partial_interval_s=30, end_partial_ms=192, min_silence_ms=480, speech_pad_ms=64)
+    out = run([0.0] * 5 + [0.9] * 40 + [0.0] * 30, cfg)
+    assert [u.final for u in out] == [False, True]
+    early, final = out
+    assert (early.start, early.end) == (final.start, final.end)  # the same audio, sooner
+    # ...and a pause shorter than the early point offers nothing.
+    out = run([0.9] * 40 + [0.0] * 4 + [0.9] * 40 + [0.0] * 30, cfg)
+    assert [u.final for u in out] == [False, True]
 
 
 def test_monologue_is_cut_at_max_length_at_a_pause():

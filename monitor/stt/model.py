@@ -77,6 +77,22 @@ def resolve_model(name: str) -> str:
         ) from None
 
 
+def decode_options(cfg: SttConfig) -> dict:
+    """faster-whisper `transcribe` settings; the benchmark's plain baseline uses the same ones."""
+    return {
+        "language": cfg.language,
+        "beam_size": cfg.beam_size,
+        # Temperature fallback samples at random: it would make replays differ run to run.
+        "temperature": 0.0,
+        "condition_on_previous_text": False,
+        "word_timestamps": True,
+        "vad_filter": False,
+        "no_speech_threshold": cfg.no_speech_threshold,
+        "log_prob_threshold": cfg.log_prob_threshold,
+        "compression_ratio_threshold": cfg.compression_ratio_threshold,
+    }
+
+
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
     """`auto` means CUDA with float16 when a GPU is visible, else CPU with int8."""
     if device == "auto":
@@ -116,19 +132,7 @@ class WhisperTranscriber:
     def transcribe(self, audio: np.ndarray) -> list[RawWord]:
         """Words of one utterance (16 kHz mono float32), after the hallucination guards."""
         cfg = self.cfg
-        segments, _ = self.model.transcribe(
-            audio,
-            language=cfg.language,
-            beam_size=cfg.beam_size,
-            # Temperature fallback samples at random: it would make replays differ run to run.
-            temperature=0.0,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            vad_filter=False,
-            no_speech_threshold=cfg.no_speech_threshold,
-            log_prob_threshold=cfg.log_prob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
-        )
+        segments, _ = self.model.transcribe(audio, **decode_options(cfg))
         words: list[RawWord] = []
         for seg in list(segments):
             if _hallucinated(seg, cfg):

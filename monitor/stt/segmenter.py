@@ -36,6 +36,8 @@ class Segmenter:
         self.cfg = cfg
         self._pad = cfg.speech_pad_ms * rate // 1000
         self._min_silence = cfg.min_silence_ms * rate // 1000
+        self._end_partial = cfg.end_partial_ms * rate // 1000
+        self._pause_partial_sent = False
         self._min_speech = cfg.min_speech_ms * rate // 1000
         self._max_len = int(cfg.max_utterance_s * rate)
         self._partial_every = int(cfg.partial_interval_s * rate)
@@ -77,14 +79,24 @@ class Segmenter:
                 self.speaking = True
                 self._start = max(self._buf_start, start - self._pad)
                 self._silence_from = self._last_pause = None
+                self._pause_partial_sent = False
                 self._next_partial = self._start + self._partial_every
             return []
         if p >= cfg.threshold:
             self._silence_from = None
+            self._pause_partial_sent = False
         elif p < cfg.neg_threshold and self._silence_from is None:
             self._silence_from = self._last_pause = start
         if self._silence_from is not None and end - self._silence_from >= self._min_silence:
             return self._finish(self._silence_from + self._pad)
+        if (
+            self._end_partial and self._silence_from is not None and not self._pause_partial_sent
+            and end - self._silence_from >= self._end_partial
+        ):
+            # Early in a pause, offer the whole utterance as a partial: a live coach can act on
+            # its confident words before the hangover ends and the final is decoded.
+            self._pause_partial_sent = True
+            return [self._utterance(self._start, self._silence_from + self._pad, final=False)]
         if end - self._start >= self._max_len:
             # A monologue: cut at its latest pause if that keeps most of it, else right here,
             # and go on with a new utterance from the cut.
