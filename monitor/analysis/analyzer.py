@@ -186,12 +186,11 @@ class Analyzer:
             self._hostile.popleft()
         return max((s * (1.0 - (t - ts) / hold) for ts, s in self._hostile), default=0.0)
 
-    def recent_intents(self, t: float, within_s: float | None = None) -> set[str]:
-        """Customer intent categories heard in the last `within_s` (default: the hostility hold)."""
-        within = self.cfg.hostility_hold_s if within_s is None else within_s
+    def recent_intents(self, t: float) -> set[str]:
+        """Customer intent categories heard within the hostility hold."""
         while self._intents and t - self._intents[0][0] > self.cfg.hostility_hold_s:
             self._intents.popleft()
-        return {c for ts, c in self._intents if t - ts <= within}
+        return {c for _, c in self._intents}
 
     def _update_heat(self, t: float, customer: RoleMetrics | None) -> None:
         cfg = self.cfg

@@ -142,7 +142,3 @@ class HostilityModel:
         a batch would shift scores slightly; one by one gives exactly what the monitor sees live.
         """
         return [self.score(t) for t in texts]
-
-    def is_hostile(self, text: str) -> bool:
-        """True when `score(text)` reaches the threshold chosen on the development split."""
-        return self.score(text) >= self.threshold
