@@ -50,15 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a recorded call through the monitor",
         description=(
             "Replay a recorded call (wav, flac, ogg, mp3; any rate; stereo = one side per channel) through "
-            "the same pipeline as a live call. Events are stamped in call time, so every speed gives "
-            "the same transcript."
+            "the same pipeline as a live call: transcript, measures and coaching nudges. Events are stamped "
+            "in call time, so every speed gives the same transcript and the same nudges."
         ),
         epilog="example: callmon replay call.flac --format jsonl > call.jsonl",
     )
     replay.add_argument("file", metavar="FILE", help="the recording")
     replay.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
-        help="text: a readable transcript (default); jsonl: every event as one JSON object per line",
+        help="text: a readable transcript with nudges inline (default); jsonl: every event as one JSON object per line",
     )
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument("--fast", action="store_true", help="as fast as the machine goes (the default)")
