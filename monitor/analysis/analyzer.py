@@ -192,12 +192,17 @@ class Analyzer:
             self._intents.popleft()
         return {c for _, c in self._intents}
 
+    def raised(self, rm: RoleMetrics) -> bool:
+        """Loud against their own baseline, or agitated against their own voice."""
+        cfg = self.cfg
+        loud = rm.loudness_above_baseline_db is not None and rm.loudness_above_baseline_db >= cfg.loud_db
+        return loud or (rm.agitation is not None and rm.agitation >= cfg.agitated)
+
     def _update_heat(self, t: float, customer: RoleMetrics | None) -> None:
         cfg = self.cfg
         points = 0
         if customer is not None:
-            loud = customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= cfg.loud_db
-            if loud or (customer.agitation is not None and customer.agitation >= cfg.agitated):
+            if self.raised(customer):
                 points += 1
             if self._role("customer").fast:
                 points += 1

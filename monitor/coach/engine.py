@@ -137,17 +137,18 @@ class Coach:
             ltf = self.active.get("let_them_finish")
             if ltf is not None and not agent.speaking and customer.speaking:
                 out += self._clear("let_them_finish", m.t, wall, "resolved", followed=True)
-        for kind, act in list(self.active.items()):
-            if m.t >= act.expires:
-                # Missteps are followed when the agent did not say the same thing again.
-                followed = (not act.repeated) if kind in AGENT_MISSTEPS.values() else False
-                out += self._clear(kind, m.t, wall, "resolved" if followed else "expired", followed=followed)
-        return out
+        return out + self._expire(m.t, wall, only_due=True)
 
     def close(self, t: float, wall: float) -> list[Event]:
-        """The call ended: whatever is still open expires (missteps not repeated count as followed)."""
+        """The call ended: whatever is still open expires."""
+        return self._expire(t, wall, only_due=False)
+
+    def _expire(self, t: float, wall: float, only_due: bool) -> list[Event]:
         out: list[Event] = []
         for kind, act in list(self.active.items()):
+            if only_due and t < act.expires:
+                continue
+            # Missteps are followed when the agent did not say the same thing again.
             followed = (not act.repeated) if kind in AGENT_MISSTEPS.values() else False
             out += self._clear(kind, t, wall, "resolved" if followed else "expired", followed=followed)
         return out
@@ -198,10 +199,7 @@ class Coach:
 
     def _slow_down(self, m: Metrics, agent, customer, wall: float, analyzer: Analyzer, words_in: bool = False) -> list[Event]:  # noqa: ANN001,E501
         rule = self.cfg.slow_down
-        a = self.analysis
-        c_loud = (customer.loudness_above_baseline_db is not None and customer.loudness_above_baseline_db >= a.loud_db) or (
-            customer.agitation is not None and customer.agitation >= a.agitated
-        )
+        c_loud = analyzer.raised(customer)
         c_fast = analyzer.roles["customer"].fast
         heated = (m.heat or 0) >= rule.customer_heat or c_loud or c_fast
         ag_loud = agent.loudness_above_baseline_db is not None and agent.loudness_above_baseline_db >= rule.agent_loud_db
