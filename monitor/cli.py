@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .analysis.hostility import HostilityScorer
-from .audio.source import AudioInputError, FileSource, Pacer, roles_for
-from .coach.stage import CoachingStage
-from .config import ROLES, Config, ConfigError, load_config
-from .pipeline import Pipeline, PipelineError, new_call_id
+from .audio.source import FileSource, Pacer, roles_for
+from .config import ROLES, Config, load_config
+from .errors import BadInput
+from .floor import commands as floor_commands
+from .pipeline import PipelineError, Sink
+from .qa import commands as qa_commands
+from .session import CallSession, load_scorer
 from .sinks import JsonlSink, Progress, TextSink
-from .stt.model import ModelError, WhisperTranscriber
 
 log = logging.getLogger("callmon")
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--realtime", action="store_true", help="at the pace of the call, as if live (--speed 1)")
     pace.add_argument("--speed", type=_positive, metavar="X", help="at X times real time, e.g. 2 or 0.5")
     _add_common(replay)
+    _add_outputs(replay, archive=False)
     replay.set_defaults(run=_replay)
 
     hostility = sub.add_parser(
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     hostility.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
     hostility.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
     hostility.set_defaults(run=_hostility)
+    floor_commands.register(sub)
+    qa_commands.register(sub)
     return parser
 
 
@@ -125,40 +130,58 @@ def _config(args: argparse.Namespace) -> Config:
 def _replay(args: argparse.Namespace) -> int:
     cfg = _config(args)
     speed = 1.0 if args.realtime else args.speed
-    block = cfg.audio.block_ms * 16
-    source = FileSource(args.file, block, Pacer(speed))
+    pacer = Pacer(speed)
+    source = FileSource(args.file, cfg.audio.block_ms * 16, pacer)
     roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
     source.use_roles(roles)
-    scorer = _scorer(cfg)
-    transcriber = WhisperTranscriber(cfg.stt)
     partials = cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and speed is not None)
     out = JsonlSink() if args.format == "jsonl" else TextSink()
-    call_id = new_call_id()
-    pipeline = Pipeline(
-        cfg, source, roles, transcriber, [out, Progress(source.duration_s, quiet=args.quiet)],
-        partials=partials, source_name=source.description, call_id=call_id,
-        stages=[CoachingStage(cfg, call_id, scorer)],
+    session = CallSession(
+        cfg, source, roles, [out, Progress(source.duration_s, quiet=args.quiet), *_outputs(args, cfg)],
+        partials=partials, source_name=source.description,
     )
-    interrupted = _stop_on_signals(pipeline)
-    ended = pipeline.run()
+    return _finish(session)
+
+
+def _finish(session: CallSession) -> int:
+    """Run the call with Ctrl-C and SIGTERM ending it cleanly; the exit code."""
+    interrupted = _stop_on_signals(session)
+    ended = session.run()
     if ended.error:
         print(f"callmon: error: {ended.error}; the transcript above is complete up to {ended.t:.1f} s", file=sys.stderr)
         return BAD_INPUT
     return 130 if interrupted else 0
 
 
-def _scorer(cfg: Config) -> HostilityScorer:
-    try:
-        return HostilityScorer.load(cfg.analysis.hostility_model)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"analysis.hostility_model {cfg.analysis.hostility_model!r} cannot be loaded ({exc}); "
-            'set it to the shipped "models/hostility" or "" for the lexicon alone'
-        ) from None
+def _add_outputs(p: argparse.ArgumentParser, archive: bool) -> None:
+    p.add_argument("--hub", metavar="URL", help="publish the call to a floor hub, e.g. ws://floor:8765 (needs --token)")
+    p.add_argument(
+        "--token", metavar="T",
+        help="this agent's hub token (or set CALLMON_TOKEN); the coaching is the same when the hub is down",
+    )
+    if archive:
+        p.add_argument("--archive", metavar="FILE", help="also archive the call into this QA archive (SQLite)")
+
+
+def _outputs(args: argparse.Namespace, cfg: Config) -> list[Sink]:
+    """Sinks beyond the terminal: the floor hub and the call archive, when asked for."""
+    sinks: list[Sink] = []
+    if getattr(args, "hub", None):
+        from .floor.publisher import HubPublisher
+
+        token = args.token or os.environ.get("CALLMON_TOKEN")
+        if not token:
+            raise BadInput("--hub needs this agent's token: give --token T or set CALLMON_TOKEN")
+        sinks.append(HubPublisher(args.hub, token, cfg.call.agent_id))
+    if getattr(args, "archive", None):
+        from .qa.archive import ArchiveSink
+
+        sinks.append(ArchiveSink(args.archive))
+    return sinks
 
 
 def _hostility(args: argparse.Namespace) -> int:
-    scorer = _scorer(load_config(args.config))
+    scorer = load_scorer(load_config(args.config))
     for line in sys.stdin:
         text = line.strip()
         if text:
@@ -166,13 +189,13 @@ def _hostility(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals(pipeline: Pipeline) -> list[int]:
+def _stop_on_signals(session: CallSession) -> list[int]:
     """Ctrl-C and SIGTERM end the call cleanly (call.ended, everything flushed) instead of killing it."""
     seen: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
         seen.append(signum)
-        pipeline.stop()
+        session.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
@@ -189,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ConfigError, AudioInputError, ModelError) as exc:
+    except BadInput as exc:
         if args.verbose:
             log.exception("bad input")
         print(f"callmon: error: {exc}", file=sys.stderr)

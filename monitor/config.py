@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .errors import BadInput
 from .resources import project_file
 
 ROLES = ("agent", "customer")
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     """A configuration file or value that cannot be used; the message is one line for the user."""
 
 

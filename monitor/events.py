@@ -9,7 +9,7 @@ to measure latency. Fields a stage does not compute yet are `None` (JSON `null`)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
@@ -137,3 +137,70 @@ class CallEnded(Event):
     nudges_followed: int
     talk_ratio: float | None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Status(Event):
+    """The state of the audio source or a link: `state` is ok, overflow, lost, retrying or resumed.
+
+    `overflows` counts capture blocks dropped because the pipeline fell behind, since the call began.
+    """
+
+    type: ClassVar[str] = "status"
+    state: str
+    message: str = ""
+    overflows: int = 0
+
+
+@dataclass(frozen=True)
+class SupervisorRequested(Event):
+    """The agent asked for a supervisor (a key in the TUI); the floor sees it at once."""
+
+    type: ClassVar[str] = "supervisor.requested"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Bookmark(Event):
+    """The agent marked a moment for QA to look at."""
+
+    type: ClassVar[str] = "bookmark"
+    note: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        CallStarted, TranscriptPartial, TranscriptFinal, Metrics, Nudge, NudgeCleared, CallEnded,
+        Status, SupervisorRequested, Bookmark,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event a `to_dict` object describes; ValueError (one line) when it does not fit schema 1."""
+    if not isinstance(data, dict):
+        raise ValueError("an event is a JSON object")
+    if data.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA_VERSION}")
+    cls = EVENT_TYPES.get(data.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    extra = set(data) - names - {"schema", "type"}
+    if extra:
+        raise ValueError(f"{cls.type} has no field(s) {', '.join(sorted(extra))}")
+    kwargs = {k: v for k, v in data.items() if k in names}
+    try:
+        if not isinstance(kwargs.get("call_id"), str):
+            raise ValueError("call_id must be a string")
+        for key in ("t", "wall"):
+            if not isinstance(kwargs.get(key), (int, float)) or isinstance(kwargs.get(key), bool):
+                raise ValueError(f"{key} must be a number")
+        if "words" in kwargs:
+            kwargs["words"] = [Word(**w) for w in kwargs["words"]]
+        if "roles" in kwargs and cls is Metrics:
+            kwargs["roles"] = {r: RoleMetrics(**m) for r, m in kwargs["roles"].items()}
+        return cls(**kwargs)
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"{cls.type} is malformed ({exc})") from None

@@ -79,6 +79,15 @@ class Pipeline:
         self._stop = threading.Event()
         self.position = 0  # samples consumed: the call-time clock
 
+    def inject(self, make: Callable[[float, float], list[Event]]) -> None:
+        """Emit events made at the current call time (`make(t, wall)`), e.g. from a key the agent pressed.
+
+        Safe from any thread; the events pass through the stages and reach the sinks like any other.
+        """
+        with self._lock:
+            for event in make(self._t(self.position), self._wall()):
+                self._emit(event)
+
     def stop(self) -> None:
         """Ask `run` to end the call after the current block (safe from any thread)."""
         self._stop.set()

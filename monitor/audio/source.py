@@ -18,10 +18,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..errors import BadInput
+
 RATE = 16000
 
 
-class AudioInputError(Exception):
+class AudioInputError(BadInput):
     """Audio that cannot be used; the message is one line telling the user what to do."""
 
 

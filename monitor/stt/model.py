@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SttConfig
+from ..errors import BadInput
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "tiny.en"
 
 
-class ModelError(Exception):
+class ModelError(BadInput):
     """A model that cannot be loaded; the message is one line telling the user the options."""
 
 

@@ -1,0 +1,1 @@
+"""QA: recorded calls replayed into a searchable archive, with scorecards and reports."""
