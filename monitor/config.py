@@ -47,6 +47,18 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """Live capture devices and how a lost device is handled."""
+
+    device: str = _opt("")
+    agent_device: str = _opt("")
+    customer_device: str = _opt("")
+    queue_s: float = _opt(2.0, lo=0.2, hi=60.0)
+    lost_after_s: float = _opt(1.0, lo=0.2, hi=30.0)
+    retry_max_s: float = _opt(5.0, lo=0.5, hi=60.0)
+
+
+@dataclass(frozen=True)
 class VadConfig:
     """Voice activity detection and utterance cutting."""
 
@@ -174,6 +186,7 @@ class Config:
 
     call: CallConfig = field(default_factory=CallConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)

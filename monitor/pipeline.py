@@ -19,7 +19,7 @@ from .analysis.agitation import AgitationMeter
 from .audio.levels import LoudnessMeter
 from .audio.source import RATE, AudioBlock
 from .config import Config
-from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial, Word
+from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
 from .stt.model import RawWord
 from .stt.segmenter import Segmenter, Utterance
 from .stt.vad import StreamingVad
@@ -142,6 +142,7 @@ class Pipeline:
                         silence_s=round(silence_s, 2),
                     )
                 )
+                self._source_status()
                 if worker.error is not None or self._stop.is_set():
                     break
             for st in states.values():
@@ -165,6 +166,14 @@ class Pipeline:
         )
         self._emit(ended)
         return ended
+
+    def _source_status(self) -> None:
+        """Pass on what a live source reports: a device lost, retried, resumed; audio dropped."""
+        pop = getattr(self.source, "pop_status", None)
+        if pop is None:
+            return
+        for state, message in pop():
+            self._emit(Status(self.call_id, self._t(self.position), self._wall(), state, message, self.source.overflows))
 
     def _submit_final(self, worker: SttWorker, utt: Utterance) -> None:
         with self._lock:
