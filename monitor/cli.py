@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .audio.source import FileSource, Pacer, roles_for
@@ -66,9 +66,54 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--fast", action="store_true", help="as fast as the machine goes (the default)")
     pace.add_argument("--realtime", action="store_true", help="at the pace of the call, as if live (--speed 1)")
     pace.add_argument("--speed", type=_positive, metavar="X", help="at X times real time, e.g. 2 or 0.5")
+    replay.add_argument(
+        "--tui", action="store_true",
+        help="show the agent's screen (nudge banner, meters, transcript) instead of printing; real time unless --speed X",
+    )
     _add_common(replay)
     _add_outputs(replay, archive=False)
     replay.set_defaults(run=_replay)
+
+    live = sub.add_parser(
+        "live",
+        help="monitor a call as it happens (headset mic and call line)",
+        description=(
+            "Capture the call live and coach the agent: either one stereo device (agent and customer on two channels, "
+            "--device) or one device per side (--agent-device for the headset mic, --customer-device for the call line "
+            "or a monitor of the softphone's output). Devices are named by index or by part of their name (callmon "
+            "devices lists them). The call ends with --duration, Ctrl-C or SIGTERM, with everything flushed."
+        ),
+        epilog=(
+            "examples:\n"
+            "  callmon live --agent-device headset --customer-device monitor\n"
+            "  callmon live --device 3 --duration 600 --no-tui --format jsonl > call.jsonl\n"
+            "  scripts/virtual-audio --start; callmon live --agent-device agent_line --customer-device customer_line"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    live.add_argument("--device", metavar="DEV", help="one stereo device carrying both sides (default: the default input)")
+    live.add_argument("--agent-device", metavar="DEV", help="the agent's headset mic (channel 0 of it)")
+    live.add_argument("--customer-device", metavar="DEV", help="the customer's line, or a monitor of the softphone output")
+    live.add_argument("--duration", type=_positive, metavar="S", help="end the call after S seconds (default: until Ctrl-C)")
+    live.add_argument("--no-tui", action="store_true", help="no screen: write the events to stdout (see --format)")
+    live.add_argument(
+        "--format", choices=("text", "jsonl"), default="text",
+        help="with --no-tui: text, a readable transcript (default), or jsonl, every event as a JSON line",
+    )
+    _add_common(live)
+    _add_outputs(live, archive=True)
+    live.set_defaults(run=_live)
+
+    devices = sub.add_parser(
+        "devices",
+        help="list audio input devices, with hints for the agent mic and the customer line",
+        description=(
+            "List the input devices PortAudio sees: index, name, channels, default rate, and a hint of what each could carry."
+        ),
+        epilog="example: callmon devices",
+    )
+    devices.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
+    devices.set_defaults(run=_devices)
 
     hostility = sub.add_parser(
         "hostility",
@@ -83,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     hostility.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
     hostility.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
     hostility.set_defaults(run=_hostility)
+
+    demo = sub.add_parser(
+        "demo",
+        help="play a bundled demo call in the agent's screen",
+        description=(
+            "Play a bundled one-minute call in the agent's screen, in real time: a broadband customer heats up,\n"
+            "insults the agent, asks for a manager and calms down; the coach raises slow_down, acknowledge,\n"
+            "set_boundary and call_supervisor on the way.\n"
+            "Keys: d dismiss, s supervisor, m mark, Space pause, + - speed, ? all keys, q quit.\n"
+            "When stdout is not a terminal (or with --no-tui or --format) it prints the transcript instead."
+        ),
+        epilog="examples:\n  callmon demo\n  callmon demo --speed 2\n  callmon demo --no-tui --format jsonl > demo.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="at X times real time (default 1), e.g. 2")
+    demo.add_argument("--no-tui", action="store_true", help="no screen: print the transcript as the call plays")
+    demo.add_argument(
+        "--format", choices=("text", "jsonl"),
+        help="print instead of the screen: text, a readable transcript, or jsonl, every event as a JSON line",
+    )
+    demo.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) on stderr")
+    demo.set_defaults(run=_demo)
     floor_commands.register(sub)
     qa_commands.register(sub)
     return parser
@@ -129,6 +196,8 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _replay(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    if args.tui:
+        return _replay_tui(args, cfg)
     speed = 1.0 if args.realtime else args.speed
     pacer = Pacer(speed)
     source = FileSource(args.file, cfg.audio.block_ms * 16, pacer)
@@ -141,6 +210,53 @@ def _replay(args: argparse.Namespace) -> int:
         partials=partials, source_name=source.description,
     )
     return _finish(session)
+
+
+def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
+    """`replay --tui`: the agent's screen over a recording, at real time unless --speed says otherwise."""
+    if args.fast:
+        raise BadInput("--tui plays the call at a pace the agent can follow: drop --fast (use --speed X for faster)")
+    if not sys.stdout.isatty():
+        raise BadInput("--tui needs a terminal and stdout is not one: drop --tui to print the transcript")
+    from .tui.app import run_agent_tui
+
+    pacer = Pacer(args.speed or 1.0)
+    source = FileSource(args.file, cfg.audio.block_ms * 16, pacer)
+    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+    source.use_roles(roles)
+    outputs = _outputs(args, cfg)
+
+    def make(sinks: list[Sink]) -> CallSession:
+        return CallSession(cfg, source, roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
+                           source_name=source.description)
+
+    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """`demo`: the bundled call, in the screen on a terminal, else as a printed transcript."""
+    from .resources import project_file
+
+    cfg = load_config(None)
+    path = project_file("data/demo_call.flac")
+    pacer = Pacer(args.speed)
+    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
+    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+    source.use_roles(roles)
+    partials = cfg.stt.partials != "off"
+    if not args.no_tui and args.format is None and sys.stdout.isatty():
+        from .tui.app import run_agent_tui
+
+        def make(sinks: list[Sink]) -> CallSession:
+            return CallSession(cfg, source, roles, sinks, partials=partials, source_name=f"file:{path.name}")
+
+        return run_agent_tui(make, source_label=f"demo: {path.name}", pacer=pacer, end_note="demo over, q to quit")
+    why = "--no-tui" if args.no_tui else "--format" if args.format else "stdout is not a terminal"
+    seconds = (source.duration_s or 0) / args.speed
+    print(f"callmon demo: {why}, so printing the transcript instead of the screen ({seconds:.0f} s at {args.speed:g}×)",
+          file=sys.stderr)
+    out = JsonlSink() if args.format == "jsonl" else TextSink()
+    return _finish(CallSession(cfg, source, roles, [out], partials=partials, source_name=f"file:{path.name}"))
 
 
 def _finish(session: CallSession) -> int:
@@ -178,6 +294,57 @@ def _outputs(args: argparse.Namespace, cfg: Config) -> list[Sink]:
 
         sinks.append(ArchiveSink(args.archive))
     return sinks
+
+
+def _live(args: argparse.Namespace) -> int:
+    from .audio.live import LiveSource, RolePlan
+
+    cfg = _config(args)
+    agent_dev = args.agent_device or cfg.live.agent_device
+    customer_dev = args.customer_device or cfg.live.customer_device
+    if args.device and (args.agent_device or args.customer_device):
+        raise BadInput("give either --device (one stereo device) or --agent-device/--customer-device, not both")
+    if agent_dev or customer_dev:
+        plan = [RolePlan(role, dev, 0) for role, dev in (("agent", agent_dev), ("customer", customer_dev)) if dev]
+    else:
+        device = args.device or cfg.live.device or None
+        roles = roles_for(2, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+        plan = [RolePlan(role, device, ch) for role, ch in roles.items()]
+    block = cfg.audio.block_ms * 16
+    outputs = _outputs(args, cfg)
+
+    def make(sinks: list[Sink]) -> CallSession:
+        source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
+        return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
+                           source_name=source.description)
+
+    if not args.no_tui:
+        from .tui.app import run_agent_tui
+
+        return run_agent_tui(make, source_label="live", link=_link_of(outputs))
+    out = JsonlSink() if args.format == "jsonl" else TextSink()
+    return _finish(make([out]))
+
+
+def _link_of(outputs: list[Sink]) -> Callable[[], str] | None:
+    """The hub link text, for the TUI's status line; None without a hub."""
+    pub = next((s for s in outputs if hasattr(s, "link")), None)
+    return None if pub is None else (lambda: pub.link)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from .audio.devices import input_devices
+
+    found = input_devices()
+    if not found:
+        print("no audio input devices; plug in a headset, or run scripts/virtual-audio --start for virtual call lines")
+        return 0
+    print(f"{'index':>5}  {'name':<32} {'channels':>8} {'rate':>7}  could be")
+    for d in found:
+        mark = "*" if d.is_default else " "
+        print(f"{d.index:>4}{mark}  {d.name[:32]:<32} {d.channels:>8} {d.default_rate:>7.0f}  {d.hint}")
+    print("* the default input. Use: callmon live --agent-device NAME --customer-device NAME (or --device NAME: one stereo device)")
+    return 0
 
 
 def _hostility(args: argparse.Namespace) -> int:

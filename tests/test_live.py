@@ -8,11 +8,18 @@ import sys
 import time
 
 import pytest
-
 from conftest import FIXTURES, REPO_ROOT
-from virtual_audio import LiveRun, split_channels, virtual_lines  # noqa: F401 (a fixture)
+from virtual_audio import LiveRun, split_channels, start_virtual_lines
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def virtual_lines(tmp_path_factory):
+    """A private PulseAudio server with the two call lines, stopped afterwards."""
+    lines = start_virtual_lines(tmp_path_factory.mktemp("pa"))  # a short path: the socket's must fit 108 bytes
+    yield lines
+    lines.kill()
 
 
 def _callmon(env, *args, timeout=60):

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
 
 
@@ -56,19 +55,15 @@ class VirtualLines:
         return subprocess.Popen(["paplay", f"--device={line}", str(wav)], env=self.env)
 
 
-@pytest.fixture
-def virtual_lines(tmp_path_factory):
-    """A running private PulseAudio server with the two call lines; stopped afterwards."""
+def start_virtual_lines(runtime: Path) -> VirtualLines:
+    """A running private PulseAudio server in `runtime` with the two call lines; skips when the tools are missing."""
     for tool in ("pulseaudio", "pactl", "paplay", "sox"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup installs it)")
-    # A short path: PulseAudio's socket path must fit in 108 bytes.
-    runtime = Path(tmp_path_factory.mktemp("pa", numbered=True))
     runtime.chmod(0o700)
     lines = VirtualLines(runtime)
     lines.start()
-    yield lines
-    lines.kill()
+    return lines
 
 
 def split_channels(call: Path, out_dir: Path) -> dict[str, Path]:

@@ -10,6 +10,7 @@ any replay speed.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,22 +38,82 @@ class AudioBlock:
 
 
 class Pacer:
-    """Sleeps so blocks come out no faster than `speed` × real time (None: as fast as possible)."""
+    """Sleeps so blocks come out no faster than `speed` × real time (None: as fast as possible).
+
+    The agent's replay keys drive it from the UI thread while the source thread waits in it, so
+    every method is thread-safe. Pausing or changing speed re-anchors the pacing clock at the
+    audio heard so far: the call carries on from there, never skipping or repeating audio (the
+    blocks are stamped by samples, so call time is exact at any speed).
+    """
 
     def __init__(self, speed: float | None) -> None:
         self.speed = speed
-        self._t0: float | None = None
+        self._cond = threading.Condition()
+        self._started = False
+        self._paused = False
+        self._t0 = 0.0  # when the audio up to `_anchor` was due
+        self._anchor = 0.0  # samples
+        self._requested = 0  # the furthest sample a wait has asked for
+
+    @property
+    def paused(self) -> bool:
+        """Whether the audio is held."""
+        return self._paused
 
     def wait(self, end_sample: int) -> None:
-        """Block until the audio up to `end_sample` would have been heard at this speed."""
-        if self.speed is None:
+        """Block until the audio up to `end_sample` would have been heard at this speed (and not paused)."""
+        with self._cond:
+            self._requested = max(self._requested, end_sample)
+            while True:
+                if self._paused:
+                    self._cond.wait()
+                    continue
+                if not self._started:
+                    self._started = True
+                    self._t0, self._anchor = time.monotonic(), 0.0
+                if self.speed is None:
+                    return
+                due = self._t0 + (end_sample - self._anchor) / RATE / self.speed
+                delay = due - time.monotonic()
+                if delay <= 0:
+                    return
+                self._cond.wait(delay)  # woken early by pause, resume or a new speed
+
+    def pause(self) -> None:
+        """Hold the audio after the current block until `resume`."""
+        with self._cond:
+            if not self._paused:
+                self._reanchor()
+                self._paused = True
+                self._cond.notify_all()
+
+    def resume(self) -> None:
+        """Carry on from where the audio was paused."""
+        with self._cond:
+            if self._paused:
+                self._paused = False
+                self._t0 = time.monotonic()
+                self._cond.notify_all()
+
+    def set_speed(self, speed: float | None) -> None:
+        """Play on at `speed` × real time from the audio heard so far."""
+        with self._cond:
+            if not self._paused:
+                self._reanchor()
+                self._t0 = time.monotonic()
+            self.speed = speed
+            self._cond.notify_all()
+
+    def _reanchor(self) -> None:
+        """Move the anchor to the audio due by now, but never past what the source has asked for:
+        a pipeline that fell behind carries on at the new pace instead of bursting to catch up."""
+        if not self._started:
             return
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        due = self._t0 + end_sample / RATE / self.speed
-        if due > now:
-            time.sleep(due - now)
+        if self.speed is None:
+            self._anchor = float(self._requested)
+        else:
+            due_now = self._anchor + (time.monotonic() - self._t0) * RATE * self.speed
+            self._anchor = min(due_now, float(self._requested))
 
 
 class FileSource:
