@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -487,18 +488,9 @@ def finals_of(evs: list[dict]) -> list[dict]:
     return [e for e in evs if e.get("type") == "transcript.final"]
 
 
-def bench(args: argparse.Namespace) -> int:
+def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, command: str) -> str:
+    """The replay sections: speed, the baseline, start-up, RSS, 60 minutes."""
     runs = 1 if args.quick else args.runs
-    out_path = Path(args.out)
-    if not out_path.is_absolute():
-        out_path = REPO / out_path
-    command = os.environ.get("BENCH_COMMAND") or shlex.join(
-        [".venv/bin/python", "scripts/bench.py", *sys.argv[1:]])
-    started = dt.datetime.now(dt.UTC)
-    say(f"{'quick run' if args.quick else f'{runs} runs'}; writing {out_path}")
-    info = machine_info()
-    say(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram']}; model {info['model']} "
-        f"on {info['device']}/{info['compute_type']}")
 
     call, manifest = bench_call()
     call_s = float(manifest["duration"])
@@ -560,25 +552,83 @@ def bench(args: argparse.Namespace) -> int:
         long_run_s = 0.0
         say("--quick: skipping the 60-minute run")
 
-    # --- trigger phrase -> nudge latency ----------------------------------------------------------
-    latency = None
-    if not args.quick:
-        say("latency: real-time replay of every scenario call with expected nudges (about 10 minutes)")
-        wait_quiet()
-        done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_latency.py"), "--json"],
-                              capture_output=True, text=True, check=True, cwd=REPO)
-        latency = json.loads(done.stdout)
-        say(f"  {json.dumps(latency['summary'])}")
-
-    text = report(
+    return report(
         started=started, command=command, info=info, runs=runs, quick=args.quick, call=call, call_s=call_s,
         manifest=manifest, overlaps=overlaps, a_runs=a_runs, b_runs=b_runs, s_runs=s_runs, counts=counts,
         count_child=c, long_run=long_run, long_s=long_run_s,
-    ) + latency_section(latency)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text)
-    say(f"wrote {out_path}")
+    )
+
+
+def bench_latency() -> str:
+    say("latency: real-time replay of every scenario call with expected nudges (about 10 minutes)")
+    wait_quiet()
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_latency.py"), "--json"],
+                          capture_output=True, text=True, check=True, cwd=REPO)
+    latency = json.loads(done.stdout)
+    say(f"  {json.dumps(latency['summary'])}")
+    return latency_section(latency)
+
+
+def bench_live() -> str:
+    say("live: every scenario call played into PulseAudio null sinks, heard by callmon live (about 9 minutes)")
+    wait_quiet()
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_live.py"), "--json"],
+                          capture_output=True, text=True, check=True, cwd=REPO)
+    live = json.loads(done.stdout)
+    say(f"  {json.dumps(live['summary'])}")
+    return live_section(live)
+
+
+def bench_script(name: str, cache: str, *extra: str) -> str:
+    """Run a section's own benchmark script, which writes its markdown to .bench-cache/CACHE."""
+    say(f"{name}: scripts/{name} {' '.join(extra)}")
+    wait_quiet()
+    subprocess.run([sys.executable, str(REPO / "scripts" / name), *extra], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+    return "\n" + (CACHE / cache).read_text()
+
+
+SECTIONS = ("replay", "latency", "live", "hub", "qa")
+
+
+def bench(args: argparse.Namespace) -> int:
+    out_path = Path(args.out)
+    if not out_path.is_absolute():
+        out_path = REPO / out_path
+    command = os.environ.get("BENCH_COMMAND") or shlex.join(
+        [".venv/bin/python", "scripts/bench.py", *sys.argv[1:]])
+    started = dt.datetime.now(dt.UTC)
+    wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
+    say(f"sections {', '.join(wanted)}; writing {out_path}")
+    info = machine_info()
+    say(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram']}; model {info['model']} "
+        f"on {info['device']}/{info['compute_type']}")
+    parts = _read_parts(out_path)
+    for name in wanted:
+        if name == "replay":
+            text = bench_replay(args, info, started, command)
+        elif name == "latency":
+            text = bench_latency() if not args.quick else "\n## Trigger to nudge latency\n\nNot measured in a --quick run.\n"
+        elif name == "live":
+            text = bench_live()
+        elif name == "hub":
+            text = bench_script("bench-hub", "hub.md", *(["--sizes", "100,500", "--seconds", "5"] if args.quick else []))
+        else:
+            text = bench_script("bench-qa", "qa.md", *(["--runs", "1", "--minutes", "3"] if args.quick else []))
+        parts[name] = text
+        # Written after each section, so a long run that stops part-way keeps what it measured.
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(f"<!-- section: {n} -->\n{parts[n].strip()}\n\n" for n in SECTIONS if n in parts))
+        say(f"wrote the {name} section to {out_path}")
     return 0
+
+
+def _read_parts(path: Path) -> dict[str, str]:
+    """The sections of an existing report, by name, so a run of some sections keeps the others."""
+    if not path.exists():
+        return {}
+    chunks = re.split(r"^<!-- section: (\w+) -->\n", path.read_text(), flags=re.MULTILINE)
+    return {chunks[i]: chunks[i + 1] for i in range(1, len(chunks) - 1, 2)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,6 +656,33 @@ def latency_section(latency: dict | None) -> str:
         "| call | nudge | latency (s) |", "|---|---|---|",
     ]
     L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in latency["rows"]]
+    return "\n".join(L) + "\n"
+
+
+def live_section(live: dict) -> str:
+    """Live capture on the virtual call lines (scripts/bench_live.py)."""
+    sm = live["summary"]
+    cpu, both, word, sound = sm["cpu_share"], sm["all"], sm["word"], sm["sound"]
+    L = [
+        "", "## Live capture: CPU and trigger to nudge latency", "",
+        "Every scenario call with expected nudges played with `paplay` into the PulseAudio null sinks of",
+        "`scripts/virtual-audio` (a private server), one side per sink, while `callmon live --agent-device agent_line",
+        "--customer-device customer_line --no-tui --format jsonl` listens to their monitors through PortAudio (see",
+        "`scripts/bench_live.py`). Latency: the moment the nudge's JSON line reaches the benchmark minus the moment the",
+        "trigger turn's last audio was played (paplay's start + the turn's end in the file), on one clock; a nudge",
+        "raised before the turn ended counts as 0. CPU: callmon's user + system time while the call plays, as a share",
+        "of all cores.", "",
+        "| figure | measured | target | met? |", "|---|---|---|---|",
+        f"| CPU share of the machine, one call (median of {cpu['calls']} calls; max) | {100 * cpu['median']:.0f} % "
+        f"({100 * cpu['max']:.0f} %) | ≤ 50 % of the 2 cores | {_ok(cpu['max'] <= 0.5)} |",
+        f"| trigger end → nudge, all kinds, p50 / p95 (n={both['n']}, missed {both['missed']}) | {both['p50']} s / "
+        f"{both['p95']} s | p95 ≤ 1.0 s | {_ok(both['p95'] is not None and both['p95'] <= 1.0 and not both['missed'])} |",
+        f"| word-triggered p50 / p95 (n={word['n']}) | {word['p50']} s / {word['p95']} s | | |",
+        f"| loudness/pace p50 / p95 (n={sound['n']}) | {sound['p50']} s / {sound['p95']} s | | |",
+        f"| audio blocks dropped (overflows), all calls | {sm['overflows']} | 0 | {_ok(sm['overflows'] == 0)} |", "",
+        "| call | nudge | latency (s) |", "|---|---|---|",
+    ]
+    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in live["rows"]]
     return "\n".join(L) + "\n"
 
 
@@ -907,6 +984,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3, metavar="N", help="timed runs of each kind (default 3)")
     parser.add_argument("--quick", action="store_true", help="1 run, skip the 60-minute test (for trying it out)")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), metavar="LIST",
+        help=f"which sections to measure, comma-separated (default all: {','.join(SECTIONS)}); the others are kept "
+             "from the existing report",
+    )
     parser.add_argument("--out", default="docs/BENCHMARKS.md", metavar="FILE",
                         help="report file, overwritten (default docs/BENCHMARKS.md, relative to the repository)")
     parser.add_argument("--baseline", metavar="CALL", help=argparse.SUPPRESS)
@@ -918,6 +1000,9 @@ def main(argv: list[str] | None = None) -> int:
         return count_main(args.count)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     for tool in ("sox", "soxi"):
         if shutil.which(tool) is None:
             sys.exit(f"bench: error: {tool} not found; run scripts/setup (apt-get install sox)")
