@@ -1,0 +1,415 @@
+"""The viewer side of the floor protocol: keep every call's state from the hub's messages.
+
+The pure part (`apply`, `rank`, `alerts`) keeps a dict of CALL objects (docs/FLOOR.md) from the
+hub's `snapshot` / `update` / `removed` messages and needs no socket, so it is tested on its own.
+`FloorClient` is the asyncio part: connect, say hello, apply what arrives, reconnect with backoff,
+and say how the link is (the dashboard's status line). The web wallboard (web/wallboard.js)
+implements the same rules in JavaScript.
+
+Besides the hub's fields, `apply` keeps two of its own in each call: `nudge_log` (every nudge the
+call has shown while we watched, active or not, for the drill-in) and `lines_total` (transcript lines
+received so far, so a view can tell which lines are new after the kept tail was trimmed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import BadInput
+
+log = logging.getLogger(__name__)
+
+KEEP_LINES = 500       # transcript lines kept per call for the drill-in
+KEEP_NUDGES = 100      # nudge history kept per call
+HELLO_TIMEOUT_S = 5.0  # the hub closes a client that says nothing for 5 s; we wait as long for its welcome
+POLICY_VIOLATION = 1008
+
+Call = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# pure state keeping
+
+
+def apply(calls: dict[str, Call], message: dict[str, Any]) -> None:
+    """Apply one hub → viewer message to `calls` (call_id → CALL); other message types are ignored."""
+    kind = message.get("type")
+    if kind == "snapshot":
+        old = dict(calls)
+        calls.clear()
+        for call in message.get("calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("call_id"), str):
+                call = dict(call)
+                tail = [line for line in call.get("transcript") or [] if isinstance(line, dict)]
+                # After a reconnect the snapshot replaces the board, but keep what we had already seen of a
+                # call: its nudge history and its longer transcript, adding only the lines we missed.
+                previous = old.get(call["call_id"])
+                if previous:
+                    kept = list(previous.get("transcript", []))
+                    have = {_line_key(line) for line in kept}
+                    missed = [line for line in tail if _line_key(line) not in have]
+                    call["transcript"] = (kept + missed)[-KEEP_LINES:]
+                    call["lines_total"] = previous.get("lines_total", 0) + len(missed)
+                    call["nudge_log"] = list(previous.get("nudge_log", []))
+                else:
+                    call["transcript"] = tail
+                    call["lines_total"] = len(tail)
+                    call["nudge_log"] = []
+                _log_nudges(call)
+                calls[call["call_id"]] = call
+    elif kind == "update":
+        call_id = message.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        call = calls.get(call_id)
+        if call is None:
+            call = calls[call_id] = {"call_id": call_id, "transcript": [], "nudge_log": [], "lines_total": 0}
+        changes = message.get("set") or {}
+        for key, value in changes.items():
+            if key in ("nudge_log", "lines_total"):
+                continue  # ours, never the hub's
+            call[key] = value
+        if "transcript" in changes:
+            call["transcript"] = list(changes["transcript"] or [])
+            call["lines_total"] = max(call.get("lines_total", 0), len(call["transcript"]))
+        lines = [line for line in message.get("lines") or [] if isinstance(line, dict)]
+        if lines:
+            call["transcript"].extend(lines)
+            call["lines_total"] = call.get("lines_total", 0) + len(lines)
+        del call["transcript"][:-KEEP_LINES]
+        if "nudges" in changes:
+            _log_nudges(call)
+    elif kind == "removed":
+        calls.pop(message.get("call_id"), None)  # type: ignore[arg-type]
+
+
+def _line_key(line: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (line.get("t"), line.get("role"), line.get("text"))
+
+
+def _log_nudges(call: Call) -> None:
+    log_ = call.setdefault("nudge_log", [])
+    known = {n.get("id") for n in log_}
+    for nudge in call.get("nudges") or []:
+        if isinstance(nudge, dict) and nudge.get("id") not in known:
+            log_.append(nudge)
+    del log_[:-KEEP_NUDGES]
+
+
+def heat_of(call: Call) -> int:
+    """The call's heat 0..3 (0 until the hub has one)."""
+    heat = call.get("heat")
+    return heat if isinstance(heat, int) and not isinstance(heat, bool) else 0
+
+
+def hostility_of(call: Call) -> float:
+    """The customer's hostility 0..1 (0 until measured)."""
+    value = (call.get("customer") or {}).get("hostility")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def duration_of(call: Call) -> float:
+    """Call seconds so far: the latest call time the hub has seen."""
+    value = call.get("t")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def rank(calls: dict[str, Call]) -> list[Call]:
+    """The board's order: heat (desc), then customer hostility (desc), then duration (desc)."""
+    return sorted(
+        calls.values(),
+        key=lambda c: (-heat_of(c), -hostility_of(c), -duration_of(c), str(c.get("call_id"))),
+    )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something the lead must act on: an agent asked for a supervisor, or the coach told them to."""
+
+    call_id: str
+    agent_id: str
+    kind: str          # "supervisor_request" | "call_supervisor"
+    t: float           # call time of the request or the nudge
+    text: str          # the request's note or the nudge's message
+    severity: str = "critical"
+
+    @property
+    def key(self) -> str:
+        """Stable identity of this alert (for 'how long ago' and for acknowledging)."""
+        return f"{self.call_id}:{self.kind}:{self.t:.3f}"
+
+    @property
+    def label(self) -> str:
+        """What happened, in words."""
+        return "asked for a supervisor" if self.kind == "supervisor_request" else "coach says: call the supervisor"
+
+
+def alerts(calls: dict[str, Call], seen: dict[str, int] | None = None) -> list[Alert]:
+    """Alerts in board order: supervisor requests not yet seen and active `call_supervisor` nudges.
+
+    `seen` maps call_id → how many of that call's supervisor requests the lead has already seen
+    (opened the call or acknowledged); those no longer alert.
+    """
+    seen = seen or {}
+    out: list[Alert] = []
+    for call in rank(calls):
+        call_id = str(call.get("call_id"))
+        agent = str(call.get("agent_id") or "?")
+        requests = [r for r in call.get("supervisor_requests") or [] if isinstance(r, dict)]
+        for request in requests[seen.get(call_id, 0):]:
+            out.append(Alert(call_id, agent, "supervisor_request", _num(request.get("t")), str(request.get("note") or "")))
+        for nudge in call.get("nudges") or []:
+            if isinstance(nudge, dict) and nudge.get("kind") == "call_supervisor":
+                out.append(Alert(
+                    call_id, agent, "call_supervisor", _num(nudge.get("t")), str(nudge.get("message") or ""),
+                    str(nudge.get("severity") or "warn"),
+                ))
+    return out
+
+
+def mark_seen(calls: dict[str, Call], seen: dict[str, int], call_id: str | None = None) -> None:
+    """The lead has seen the supervisor requests of one call (or of every call when `call_id` is None)."""
+    for cid, call in calls.items():
+        if call_id is None or cid == call_id:
+            seen[cid] = len(call.get("supervisor_requests") or [])
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+class AlertClock:
+    """When each alert began, by the wall clock, so a board can say "2 min ago".
+
+    The first time an alert is seen it is dated from the call's start on the hub's clock plus its
+    call time (right for live calls), but never later than now (a fast replay runs ahead of the clock).
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def since(self, alert: Alert, call: Call | None, now: float) -> float:
+        """Wall-clock time the alert began."""
+        if alert.key not in self._since:
+            started = (call or {}).get("started_at")
+            estimate = float(started) + alert.t if isinstance(started, (int, float)) else now
+            self._since[alert.key] = min(now, estimate)
+        return self._since[alert.key]
+
+    def forget_except(self, keys: set[str]) -> None:
+        """Drop alerts that are over, so the memo stays small."""
+        for key in set(self._since) - keys:
+            del self._since[key]
+
+
+def ago(seconds: float) -> str:
+    """'just now', '42 s ago', '3 min ago', '1 h 5 min ago'."""
+    seconds = max(0.0, seconds)
+    if seconds < 5:
+        return "just now"
+    if seconds < 90:
+        return f"{int(seconds)} s ago"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h {minutes % 60} min ago"
+
+
+# ---------------------------------------------------------------------------------------------
+# the link
+
+
+def ws_url(url: str) -> str:
+    """The hub's websocket endpoint from what the user typed: ws://host:port → ws://host:port/ws.
+
+    http(s):// (the wallboard's address) is accepted too; anything else is bad input.
+    """
+    parts = urlsplit(url.strip())
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise BadInput(f"--hub {url!r} is not a hub address; give ws://HOST:PORT (or wss:// with TLS), e.g. ws://127.0.0.1:8765")
+    path = parts.path if parts.path not in ("", "/") else "/ws"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+@dataclass(frozen=True)
+class Link:
+    """How the dashboard's link to the hub is: connecting, connected, down (retrying) or refused."""
+
+    state: str = "connecting"
+    detail: str = ""
+    retry_at: float | None = None  # monotonic time of the next attempt while down
+
+    def text(self, now: float | None = None) -> str:
+        """One line for a status bar."""
+        if self.state == "connected":
+            return "connected"
+        if self.state == "refused":
+            return f"auth refused: {self.detail}" if self.detail else "auth refused"
+        if self.state == "down":
+            wait = ""
+            if self.retry_at is not None:
+                left = max(0, round(self.retry_at - (now if now is not None else time.monotonic())))
+                wait = f" in {left} s"
+            return f"hub down, retrying{wait} ({self.detail})" if self.detail else f"hub down, retrying{wait}"
+        return "connecting"
+
+
+class TokenRefused(BadInput):
+    """The hub closed the link with 1008 at the hello: the token is wrong, or not a viewer's."""
+
+
+async def hello(ws: Any, token: str) -> dict[str, Any]:
+    """Say hello on an open websocket and return the hub's welcome; TokenRefused when it refuses."""
+    from websockets.exceptions import ConnectionClosed
+
+    await ws.send(json.dumps({"type": "hello", "token": token}))
+    try:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S))
+    except ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd else None
+        reason = exc.rcvd.reason if exc.rcvd else ""
+        if code == POLICY_VIOLATION:
+            raise TokenRefused(reason or "the hub rejected the token") from None
+        raise
+    if not isinstance(reply, dict) or reply.get("type") != "welcome":
+        raise ConnectionError(f"the hub answered {str(reply)[:80]!r} instead of a welcome")
+    if reply.get("role") != "viewer":
+        raise TokenRefused(f"this is {reply.get('agent_id') or 'an agent'}'s agent token; the floor needs a viewer token")
+    return reply
+
+
+async def probe(url: str, token: str, wait_s: float = 5.0) -> Link:
+    """Try the token once: connected, refused (with the hub's reason) or down (with why)."""
+    from websockets.asyncio.client import connect
+
+    timeout = wait_s
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(ws_url(url), open_timeout=timeout, close_timeout=1) as ws:
+                await hello(ws, token)
+    except TokenRefused as exc:
+        return Link("refused", str(exc))
+    except (OSError, TimeoutError, ConnectionError, ValueError) as exc:
+        return Link("down", _why(exc))
+    except Exception as exc:  # websockets' own errors (handshake refused, closed): the hub is not usable now
+        return Link("down", _why(exc))
+    return Link("connected")
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return text.splitlines()[0][:120]
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    """Retrieve a dropped future's outcome so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+class FloorClient:
+    """A viewer of the hub: keeps `calls` current and `link` truthful; reconnects with backoff.
+
+    `on_change()` is called (on the event loop) after every message and link change; a UI sets a
+    flag there and redraws on its own timer, so a busy floor cannot flood the screen.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        on_change: Callable[[], None] | None = None,
+        *,
+        backoff_min: float = 0.5,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.url = ws_url(url)
+        self.token = token
+        self.on_change = on_change or (lambda: None)
+        self.calls: dict[str, Call] = {}
+        self.link = Link()
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self._stopping = asyncio.Event()
+
+    def _set_link(self, link: Link) -> None:
+        self.link = link
+        self.on_change()
+
+    async def run(self) -> None:
+        """Stay connected until `stop()` or the hub refuses the token."""
+        from websockets.asyncio.client import connect
+
+        delay = self.backoff_min
+        while not self._stopping.is_set():
+            self._set_link(Link("connecting"))
+            try:
+                async with connect(self.url, open_timeout=5, close_timeout=1, max_size=None) as ws:
+                    await hello(ws, self.token)
+                    self._set_link(Link("connected"))
+                    delay = self.backoff_min
+                    await self._receive(ws)
+                    why = "the hub closed the link"
+            except TokenRefused as exc:
+                self._set_link(Link("refused", str(exc)))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the hub is down or went away: say so and try again
+                why = _why(exc)
+            if self._stopping.is_set():
+                return
+            wait = delay * random.uniform(0.8, 1.2)
+            self._set_link(Link("down", why, time.monotonic() + wait))
+            try:
+                await asyncio.wait_for(self._stopping.wait(), wait)
+            except TimeoutError:
+                pass
+            delay = min(self.backoff_max, delay * 2)
+
+    async def _receive(self, ws: Any) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        recv: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                recv = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({recv, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    await ws.close()
+                    return
+                raw, recv = recv.result(), None
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    log.warning("the hub sent something that is not JSON; ignored")
+                    continue
+                if isinstance(message, dict):
+                    if message.get("type") == "error":
+                        log.warning("hub: %s", message.get("message"))
+                    apply(self.calls, message)
+                    self.on_change()
+        except asyncio.CancelledError:
+            await ws.close()  # the app is closing: a normal goodbye rather than "internal error"
+            raise
+        finally:
+            stop.cancel()
+            if recv is not None:
+                recv.cancel()
+                recv.add_done_callback(_quiet)
+
+    def stop(self) -> None:
+        """Close the link and end `run()`."""
+        self._stopping.set()

@@ -1,0 +1,97 @@
+"""The floor protocol's constants, message shapes and the per-connection rate limit.
+
+The hub, the agent's publisher, the terminal dashboard and the web wallboard all speak it; docs/FLOOR.md
+describes it for people. Every websocket message is one JSON object in a text frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_PORT = 8765
+WS_PATH = "/ws"
+
+HELLO_TIMEOUT_S = 5.0  # the first message must be the hello, within this
+MAX_MESSAGE = 64 * 1024  # bytes; a bigger frame closes the connection with 1009
+RATE_PER_S = 50.0  # messages a connection may send, sustained...
+RATE_BURST = 200.0  # ...and in one burst
+HEARTBEAT_S = 2.0  # the publisher's heartbeat while a call is live
+STALE_S = 10.0  # a live call with no event or heartbeat for this long is `stale`
+REMOVE_AFTER_S = 60.0  # an ended call leaves the board this long after its end
+FORGET_STALE_S = 600.0  # a stale call whose agent never comes back leaves the board after this
+COALESCE_S = 0.1  # per viewer, at most one update per call this often
+TRANSCRIPT_TAIL = 20  # transcript lines a CALL keeps
+
+POLICY_VIOLATION = 1008  # bad token, no hello, a viewer publishing, another agent's call, rate limit
+MESSAGE_TOO_BIG = 1009  # a frame above MAX_MESSAGE (websockets closes it itself)
+
+ROLES = ("agent", "viewer")
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """A message as the compact JSON text frame the floor sends."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def hello(token: str) -> dict[str, Any]:
+    """The first message of every client."""
+    return {"type": "hello", "token": token}
+
+
+def welcome(role: str, agent_id: str | None) -> dict[str, Any]:
+    """The hub's answer to a good hello."""
+    return {"type": "welcome", "role": role, "agent_id": agent_id}
+
+
+def error(message: str) -> dict[str, Any]:
+    """The hub's answer to a message it dropped (the reason, one line)."""
+    return {"type": "error", "message": message}
+
+
+def heartbeat(call_id: str) -> dict[str, Any]:
+    """The publisher's sign of life while its call is live and quiet."""
+    return {"type": "heartbeat", "call_id": call_id}
+
+
+def snapshot(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every call on the board, sent to a viewer once after its welcome."""
+    return {"type": "snapshot", "calls": calls}
+
+
+def removed(call_id: str) -> dict[str, Any]:
+    """An ended (or long-stale) call left the board."""
+    return {"type": "removed", "call_id": call_id}
+
+
+@dataclass
+class TokenBucket:
+    """`rate` tokens a second up to `burst`; `take` spends one, False when none is left.
+
+    The caller passes the clock (monotonic seconds) so the hub reads it once per message.
+    """
+
+    rate: float = RATE_PER_S
+    burst: float = RATE_BURST
+    tokens: float = field(default=-1.0)
+    stamp: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.burst
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one."""
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until `take` would succeed (0 when it would now); does not spend."""
+        tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate

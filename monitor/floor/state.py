@@ -1,0 +1,249 @@
+"""The hub's picture of the floor: events in, CALL objects and deltas out. No sockets, no clock of its own.
+
+A CALL is what a dashboard shows of one call (docs/FLOOR.md has its fields). `FloorState.apply`
+folds one validated event into its call and returns the `update` delta viewers need, or None when
+nothing they see changed. Values are copied on write (a new dict or list each change), so a delta
+waiting in a slow viewer's queue never changes under it, and one serialisation serves every viewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events import (
+    CallEnded,
+    CallStarted,
+    Event,
+    Metrics,
+    Nudge,
+    NudgeCleared,
+    SupervisorRequested,
+    TranscriptFinal,
+)
+from .protocol import FORGET_STALE_S, REMOVE_AFTER_S, STALE_S, TRANSCRIPT_TAIL, dumps
+
+MAX_REQUESTS = 20  # supervisor requests kept per call (a stuck key must not grow a CALL without bound)
+MAX_NUDGES = 20  # active nudges kept per call
+
+
+@dataclass
+class Update:
+    """`{"type": "update", "call_id", "set": {changed CALL fields}, "lines": [new transcript lines]}`."""
+
+    call_id: str
+    set: dict[str, Any]
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    _data: bytes | None = field(default=None, repr=False, compare=False)
+
+    def message(self) -> dict[str, Any]:
+        """The JSON object sent to viewers."""
+        return {"type": "update", "call_id": self.call_id, "set": self.set, "lines": self.lines}
+
+    def data(self) -> bytes:
+        """The message as a text frame's UTF-8 bytes, serialised once however many viewers get it."""
+        if self._data is None:
+            self._data = dumps(self.message()).encode()
+        return self._data
+
+    def merged(self, later: Update) -> Update:
+        """This update followed by a later one of the same call, as one (for a viewer inside its 100 ms window)."""
+        lines = self.lines + later.lines
+        return Update(self.call_id, {**self.set, **later.set}, lines[-TRANSCRIPT_TAIL:])
+
+
+@dataclass
+class Removed:
+    """`{"type": "removed", "call_id"}`: the call left the board."""
+
+    call_id: str
+
+    def message(self) -> dict[str, Any]:
+        """The JSON object sent to viewers."""
+        return {"type": "removed", "call_id": self.call_id}
+
+    def data(self) -> bytes:
+        """The message as a text frame's UTF-8 bytes."""
+        return dumps(self.message()).encode()
+
+    def merged(self, later: Update | Removed) -> Update | Removed:
+        """A removal followed by anything: the later message (a new call's first update has every field)."""
+        return later
+
+
+Delta = Update | Removed
+
+
+@dataclass
+class _Call:
+    view: dict[str, Any]  # the CALL object
+    last_seen: float  # hub clock of the last event or heartbeat
+    ended_at: float | None = None
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+class FloorState:
+    """Every call the hub knows, keyed by call id. `now` is the hub's wall clock (unix seconds)."""
+
+    def __init__(
+        self,
+        *,
+        stale_s: float = STALE_S,
+        remove_after_s: float = REMOVE_AFTER_S,
+        forget_stale_s: float = FORGET_STALE_S,
+        tail: int = TRANSCRIPT_TAIL,
+    ) -> None:
+        self.stale_s = stale_s
+        self.remove_after_s = remove_after_s
+        self.forget_stale_s = forget_stale_s
+        self.tail = tail
+        self.calls: dict[str, _Call] = {}
+        self.by_agent: dict[str, list[str]] = {}  # agent id -> its call ids on the board
+
+    def owner(self, call_id: str) -> str | None:
+        """The agent id the call was started with, or None for a call the hub does not know."""
+        call = self.calls.get(call_id)
+        return None if call is None else call.view["agent_id"]
+
+    def make_room(self, agent_id: str, limit: int) -> list[Removed] | None:
+        """Before a new call of this agent: keep its calls on the board under `limit` by dropping its oldest
+        ended ones. None when that is not enough (all its calls are live or stale)."""
+        mine = self.by_agent.get(agent_id, [])
+        removed: list[Removed] = []
+        while len(mine) >= limit:
+            oldest = min((c for c in mine if self.calls[c].ended_at is not None), default=None,
+                         key=lambda c: self.calls[c].ended_at or 0.0)
+            if oldest is None:
+                return None
+            self._drop(oldest)
+            removed.append(Removed(oldest))
+        return removed
+
+    def _drop(self, call_id: str) -> None:
+        call = self.calls.pop(call_id)
+        mine = self.by_agent.get(call.view["agent_id"], [])
+        if call_id in mine:
+            mine.remove(call_id)
+        if not mine:
+            self.by_agent.pop(call.view["agent_id"], None)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every CALL, as a viewer gets them after its welcome."""
+        return [c.view for c in self.calls.values()]
+
+    def apply(self, event: Event, now: float) -> Update | None:
+        """Fold one event into its call; the delta for viewers, or None when nothing they see changed.
+
+        The caller has checked that the sender may publish for this call; an event of a call the hub
+        does not know (no call.started yet) returns None.
+        """
+        if isinstance(event, CallStarted):
+            return self._started(event, now)
+        call = self.calls.get(event.call_id)
+        if call is None:
+            return None
+        call.last_seen = now
+        view = call.view
+        changed: dict[str, Any] = {}
+        lines: list[dict[str, Any]] = []
+        if view["status"] == "stale" and not isinstance(event, CallEnded):
+            changed["status"] = "live"
+        if event.t > view["t"] and call.ended_at is None:
+            changed["t"] = round(event.t, 3)
+        if isinstance(event, Metrics):
+            self._metrics(view, event, changed)
+        elif isinstance(event, TranscriptFinal):
+            line = {"role": event.role, "text": event.text, "t": round(event.start, 1)}
+            lines.append(line)
+            view["transcript"] = [*view["transcript"][-(self.tail - 1):], line] if self.tail > 1 else [line]
+            if event.role == "customer":
+                changed["last_customer_line"] = event.text
+        elif isinstance(event, Nudge):
+            entry = {"id": event.id, "kind": event.kind, "severity": event.severity, "message": event.message,
+                     "t": round(event.t, 1)}
+            kept = [n for n in view["nudges"] if n["id"] != event.id]
+            changed["nudges"] = [*kept[-(MAX_NUDGES - 1):], entry]
+        elif isinstance(event, NudgeCleared):
+            kept = [n for n in view["nudges"] if n["id"] != event.id]
+            if len(kept) != len(view["nudges"]):
+                changed["nudges"] = kept
+        elif isinstance(event, SupervisorRequested):
+            entry = {"t": round(event.t, 1), "note": event.note}
+            changed["supervisor_requests"] = [*view["supervisor_requests"][-(MAX_REQUESTS - 1):], entry]
+        elif isinstance(event, CallEnded):
+            if call.ended_at is None:
+                call.ended_at = now
+                changed["status"] = "ended"
+                changed["t"] = round(max(event.t, view["t"]), 3)
+                if event.peak_heat is not None and view["heat"] is None:
+                    changed["heat"] = event.peak_heat
+        # partials, status and bookmarks only keep the call fresh: the board does not show them
+        if not changed and not lines:
+            return None
+        view.update(changed)
+        return Update(event.call_id, changed, lines)
+
+    def _started(self, event: CallStarted, now: float) -> Update | None:
+        call = self.calls.get(event.call_id)
+        if call is not None:  # the publisher re-sends call.started after a reconnect
+            call.last_seen = now
+            if call.view["status"] == "stale":
+                call.view["status"] = "live"
+                return Update(event.call_id, {"status": "live"})
+            return None
+        view = {
+            "call_id": event.call_id, "agent_id": event.agent_id, "status": "live", "started_at": round(now, 3),
+            "t": round(event.t, 3), "heat": None,
+            "customer": {"loudness_db": None, "pace_wpm": None, "hostility": None},
+            "agent": {"pace_wpm": None, "talk_ratio": None},
+            "nudges": [], "supervisor_requests": [], "last_customer_line": "", "transcript": [],
+        }
+        self.calls[event.call_id] = _Call(view, now)
+        self.by_agent.setdefault(event.agent_id, []).append(event.call_id)
+        return Update(event.call_id, dict(view))
+
+    @staticmethod
+    def _metrics(view: dict[str, Any], event: Metrics, changed: dict[str, Any]) -> None:
+        customer = event.roles.get("customer")
+        agent = event.roles.get("agent")
+        if event.heat is not None and event.heat != view["heat"]:
+            changed["heat"] = event.heat
+        if customer is not None:
+            c = {"loudness_db": _r(customer.loudness_above_baseline_db, 1), "pace_wpm": _r(customer.pace_wpm, 0),
+                 "hostility": _r(customer.hostility, 2)}
+            if c != view["customer"]:
+                changed["customer"] = c
+        a = {"pace_wpm": _r(agent.pace_wpm, 0) if agent else view["agent"]["pace_wpm"], "talk_ratio": _r(event.talk_ratio, 2)}
+        if a != view["agent"]:
+            changed["agent"] = a
+
+    def heartbeat(self, call_id: str, now: float) -> Update | None:
+        """A heartbeat keeps the call fresh; a stale call comes back live."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return None
+        call.last_seen = now
+        if call.view["status"] == "stale":
+            call.view["status"] = "live"
+            return Update(call_id, {"status": "live"})
+        return None
+
+    def tick(self, now: float) -> list[Delta]:
+        """Mark silent calls stale and drop calls long ended (or long stale); the deltas."""
+        deltas: list[Delta] = []
+        for call_id, call in list(self.calls.items()):
+            status = call.view["status"]
+            if call.ended_at is not None:
+                if now - call.ended_at >= self.remove_after_s:
+                    self._drop(call_id)
+                    deltas.append(Removed(call_id))
+            elif status == "live" and now - call.last_seen >= self.stale_s:
+                call.view["status"] = "stale"
+                deltas.append(Update(call_id, {"status": "stale"}))
+            elif status == "stale" and now - call.last_seen >= self.forget_stale_s:
+                self._drop(call_id)
+                deltas.append(Removed(call_id))
+        return deltas

@@ -1,0 +1,577 @@
+"""`callmon hub`: tokens, the auth matrix, bad clients, snapshot and deltas, stale and ended calls, TLS.
+
+Every test runs a real `callmon hub` subprocess on loopback and talks to it with real websocket
+clients, as an agent's publisher and a team lead's dashboard would. The helpers here (HubProcess,
+Viewer, agent) are shared with test_publisher.py. No test asserts a duration: waits have generous
+limits and only say how long to look before calling a thing missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import queue
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from monitor.events import (
+    CallEnded,
+    CallStarted,
+    Metrics,
+    Nudge,
+    NudgeCleared,
+    RoleMetrics,
+    SupervisorRequested,
+    TranscriptFinal,
+)
+from monitor.floor.tokens import add_token, hash_token, load_tokens
+
+POLICY = 1008
+TOO_BIG = 1009
+WAIT_S = 30.0  # how long to look for something before calling it missing (not a speed requirement)
+
+
+# --- helpers shared with test_publisher.py -----------------------------------------------------
+
+
+class HubProcess:
+    """A real `callmon hub` subprocess; its port is read from the line it prints when listening."""
+
+    def __init__(self, token_file: Path, *extra: str, port: int = 0) -> None:
+        self.args = [sys.executable, "-m", "monitor", "hub", "--tokens", str(token_file), "--port", str(port), *extra]
+        self.proc = subprocess.Popen(
+            self.args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr: list[str] = []
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def drain() -> None:  # keep reading so the hub never blocks on a full pipe
+            for line in self.proc.stderr:
+                self.stderr.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
+        while True:
+            line = lines.get(timeout=WAIT_S)
+            if line is None:
+                raise AssertionError(f"callmon hub exited before listening:\n{''.join(self.stderr)}")
+            found = re.search(r"listening on (wss?)://[^ ]+:(\d+)/ws", line)
+            if found:
+                self.scheme, self.port = found.group(1), int(found.group(2))
+                break
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/ws"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._drain.join(WAIT_S)
+        self.proc.stderr.close()
+        return code
+
+
+class Viewer:
+    """A team lead's dashboard reduced to the protocol: a snapshot, then deltas applied to `calls`."""
+
+    def __init__(self, url: str, token: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._stack = contextlib.ExitStack()
+        kwargs = {"ssl": ssl_context} if ssl_context else {}
+        self.ws: ClientConnection = self._stack.enter_context(connect(url, max_size=None, open_timeout=WAIT_S, **kwargs))
+        self.ws.send(json.dumps({"type": "hello", "token": token}))
+        self.welcome = json.loads(self.ws.recv(timeout=WAIT_S))
+        first = json.loads(self.ws.recv(timeout=WAIT_S))
+        assert first["type"] == "snapshot", first
+        self.snapshot = first
+        self.calls = {c["call_id"]: c for c in first["calls"]}
+        self.updates: list[dict] = []  # every update and removal received, in order
+        self.nudges_seen: dict[str, set[str]] = {}  # call id -> kinds of every nudge ever shown
+        self.lines_seen: dict[str, list[dict]] = {c["call_id"]: list(c["transcript"]) for c in first["calls"]}
+        for call in first["calls"]:
+            self._note(call)
+
+    def _note(self, call: dict) -> None:
+        self.nudges_seen.setdefault(call["call_id"], set()).update(n["kind"] for n in call.get("nudges", []))
+
+    def _apply(self, msg: dict) -> None:
+        self.updates.append(msg)
+        call_id = msg["call_id"]
+        if msg["type"] == "removed":
+            self.calls.pop(call_id, None)
+            return
+        assert msg["type"] == "update", msg
+        call = self.calls.setdefault(call_id, {})
+        call.update(msg["set"])
+        lines = msg.get("lines") or []
+        if "transcript" in msg["set"]:
+            self.lines_seen[call_id] = list(msg["set"]["transcript"])
+        call["transcript"] = (call.get("transcript", []) + lines)[-20:]
+        self.lines_seen.setdefault(call_id, []).extend(lines)
+        self._note(call)
+
+    def wait(self, what: str, predicate, timeout: float = WAIT_S):
+        """Read deltas until `predicate(self)` is true; AssertionError naming `what` if it never is."""
+        end = time.monotonic() + timeout
+        while not predicate(self):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"viewer never saw {what}; calls: {json.dumps(self.calls)[:2000]}")
+            try:
+                raw = self.ws.recv(timeout=left)
+            except TimeoutError:
+                continue
+            self._apply(json.loads(raw))
+        return self
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def agent(url: str, token: str, ssl_context: ssl.SSLContext | None = None):
+    """A raw agent connection after its welcome (the publisher's protocol, by hand)."""
+    kwargs = {"ssl": ssl_context} if ssl_context else {}
+    with connect(url, open_timeout=WAIT_S, **kwargs) as ws:
+        ws.send(json.dumps({"type": "hello", "token": token}))
+        welcome = json.loads(ws.recv(timeout=WAIT_S))
+        assert welcome["type"] == "welcome", welcome
+        yield ws
+
+
+def send(ws: ClientConnection, *events) -> None:
+    for event in events:
+        ws.send(event if isinstance(event, str) else json.dumps(event.to_dict()))
+
+
+def closed_with(ws: ClientConnection, timeout: float = WAIT_S) -> tuple[int | None, str, list[dict]]:
+    """Read until the hub closes the connection: (close code, reason, messages received before)."""
+    got = []
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            got.append(json.loads(ws.recv(timeout=end - time.monotonic())))
+    except ConnectionClosed as exc:
+        return (exc.rcvd.code if exc.rcvd else None), (exc.rcvd.reason if exc.rcvd else ""), got
+    raise AssertionError(f"the hub did not close the connection; got {got}")
+
+
+def started(call_id: str, agent_id: str) -> CallStarted:
+    return CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}}, 16000,
+                       "file:test.flac", "tiny.en")
+
+
+def metrics(call_id: str, t: float, heat: int, hostility: float = 0.2) -> Metrics:
+    roles = {
+        "agent": RoleMetrics(pace_wpm=150.4),
+        "customer": RoleMetrics(loudness_above_baseline_db=7.94, pace_wpm=188.2, hostility=hostility, speaking=True),
+    }
+    return Metrics(call_id, t, t, roles, False, 0.0, heat=heat, talk_ratio=0.453)
+
+
+def final(call_id: str, t: float, role: str, text: str) -> TranscriptFinal:
+    return TranscriptFinal(call_id, t, t, role, text, t - 1.0, t, [])
+
+
+def make_tokens(path: Path) -> dict[str, str]:
+    """A token file with agents alice and bob and one viewer, made as a user would; name -> token."""
+    return {
+        "alice": add_token(path, "agent", agent_id="alice"),
+        "bob": add_token(path, "agent", agent_id="bob"),
+        "viewer": add_token(path, "viewer", name="lead"),
+    }
+
+
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory):
+    """One hub for the module: (hub, tokens)."""
+    path = tmp_path_factory.mktemp("hub") / "tokens.toml"
+    tokens = make_tokens(path)
+    hub = HubProcess(path)
+    yield hub, tokens
+    hub.stop()
+
+
+# --- the token file and the command line --------------------------------------------------------
+
+
+def test_token_command_prints_the_token_once_and_stores_only_its_hash(run_callmon, tmp_path):
+    path = tmp_path / "tokens.toml"
+    result = run_callmon("hub", "token", "--role", "agent", "--agent-id", "alice", "--tokens", path)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert len(token) >= 32 and "\n" not in token
+    text = path.read_text()
+    assert token not in text, "the token file must not hold the token itself"
+    assert hash_token(token) in text
+    (grant,) = load_tokens(path)
+    assert (grant.role, grant.agent_id) == ("agent", "alice")
+    assert path.stat().st_mode & 0o077 == 0, "the token file should be readable by its owner only"
+    again = run_callmon("hub", "token", "--role", "viewer", "--name", "floor-1", "--tokens", path)
+    assert again.returncode == 0 and again.stdout.strip() != token
+    assert [g.role for g in load_tokens(path)] == ["agent", "viewer"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["hub"], "--tokens"),
+        (["hub", "--tokens", "no-such-tokens.toml"], "does not exist"),
+        (["hub", "token", "--role", "agent", "--tokens", "{tmp}/t.toml"], "--agent-id"),
+        (["hub", "--tokens", "{tmp}/bad.toml"], "sha256"),
+    ],
+    ids=["no-token-file", "missing-token-file", "agent-without-id", "bad-token-file"],
+)
+def test_hub_bad_input_is_one_line_and_exit_2(run_callmon, tmp_path, args, says):
+    (tmp_path / "bad.toml").write_text('[[token]]\nrole = "viewer"\nsha256 = "the token itself"\n')
+    result = run_callmon(*[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=60)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("callmon: error:") and says in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hub_on_a_port_in_use_says_so(run_callmon, floor):
+    hub, _ = floor
+    result = run_callmon("hub", "--tokens", hub.args[hub.args.index("--tokens") + 1], "--port", hub.port, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("callmon: error: cannot listen on 127.0.0.1:")
+    assert "--port" in result.stderr
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+
+def _no_hello(url, tokens):
+    with connect(url, open_timeout=WAIT_S) as ws:
+        return closed_with(ws)
+
+
+def _bad_token(url, tokens):
+    with connect(url, open_timeout=WAIT_S) as ws:
+        ws.send(json.dumps({"type": "hello", "token": tokens["alice"] + "x"}))
+        return closed_with(ws)
+
+
+def _not_a_hello(url, tokens):
+    with connect(url, open_timeout=WAIT_S) as ws:
+        send(ws, started("c-0000a001", "alice"))  # publishing before saying who it is
+        return closed_with(ws)
+
+
+def _viewer_publishing(url, tokens):
+    with agent(url, tokens["viewer"]) as ws:
+        json.loads(ws.recv(timeout=WAIT_S))  # the snapshot
+        send(ws, started("c-0000a002", "alice"))
+        return closed_with(ws)
+
+
+def _agent_for_another_agent(url, tokens):
+    with agent(url, tokens["alice"]) as ws:
+        send(ws, started("c-0000a003", "bob"))
+        return closed_with(ws)
+
+
+def _agent_into_another_agents_call(url, tokens):
+    with agent(url, tokens["bob"]) as bob:
+        send(bob, started("c-0000a004", "bob"))
+        with agent(url, tokens["alice"]) as alice:
+            send(alice, metrics("c-0000a004", 1.0, 3))
+            return closed_with(alice)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [_no_hello, _bad_token, _not_a_hello, _viewer_publishing, _agent_for_another_agent, _agent_into_another_agents_call],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_unauthorised_clients_are_closed_with_policy_violation(floor, case):
+    hub, tokens = floor
+    code, reason, got = case(hub.url, tokens)
+    assert code == POLICY, (code, reason, got)
+    assert reason, "the close frame should say why"
+    if case in (_viewer_publishing, _agent_for_another_agent, _agent_into_another_agents_call):
+        assert any(m.get("type") == "error" for m in got), f"expected an error message before the close, got {got}"
+    assert hub.alive()
+
+
+def test_authorised_clients_are_welcomed_and_nobody_else_changed_the_board(floor):
+    hub, tokens = floor
+    with agent(hub.url, tokens["alice"]) as ws:
+        send(ws, started("c-0000a0a0", "alice"))
+        viewer = Viewer(hub.url, tokens["viewer"])
+        try:
+            assert viewer.welcome == {"type": "welcome", "role": "viewer", "agent_id": None}
+            viewer.wait("alice's call", lambda v: "c-0000a0a0" in v.calls)
+            # the rejected attempts of the matrix left no call of theirs behind
+            assert not {"c-0000a001", "c-0000a002", "c-0000a003"} & set(viewer.calls)
+            assert viewer.calls["c-0000a0a0"]["agent_id"] == "alice"
+        finally:
+            viewer.close()
+    with connect(hub.url, open_timeout=WAIT_S) as ws:
+        ws.send(json.dumps({"type": "hello", "token": tokens["bob"]}))
+        assert json.loads(ws.recv(timeout=WAIT_S)) == {"type": "welcome", "role": "agent", "agent_id": "bob"}
+
+
+def test_a_token_added_while_the_hub_runs_works_at_once(floor):
+    hub, _ = floor
+    token = add_token(hub.args[hub.args.index("--tokens") + 1], "agent", agent_id="carol")
+    with agent(hub.url, token) as ws:
+        send(ws, started("c-0000ca01", "carol"))
+
+
+# --- bad clients: the hub stays up, others are unaffected -------------------------------------------
+
+
+def test_malformed_and_invalid_messages_get_an_error_and_the_connection_stays(floor):
+    hub, tokens = floor
+    viewer = Viewer(hub.url, tokens["viewer"])
+    try:
+        with agent(hub.url, tokens["alice"]) as ws:
+            bad = [
+                "this is not json",
+                json.dumps([1, 2, 3]),
+                json.dumps({"schema": 1, "type": "metrics", "call_id": "c-0000b001", "t": "soon", "wall": 0}),
+                json.dumps({"schema": 1, "type": "gossip", "call_id": "c-0000b001", "t": 1.0, "wall": 1.0}),
+                json.dumps({"schema": 2, "type": "call.started"}),
+                json.dumps(metrics("c-0000b0ff", 1.0, 2).to_dict()),  # a call never started
+            ]
+            for text in bad:
+                ws.send(text)
+                reply = json.loads(ws.recv(timeout=WAIT_S))
+                assert reply["type"] == "error" and reply["message"], (text, reply)
+            send(ws, started("c-0000b001", "alice"), metrics("c-0000b001", 2.0, 1))
+            viewer.wait("the call published after the bad messages", lambda v: v.calls.get("c-0000b001", {}).get("heat") == 1)
+    finally:
+        viewer.close()
+    assert hub.alive()
+
+
+def test_an_oversized_message_closes_that_client_with_1009_and_the_hub_stays_up(floor):
+    hub, tokens = floor
+    with agent(hub.url, tokens["alice"]) as ws:
+        send(ws, started("c-0000b101", "alice"))
+        big = final("c-0000b101", 3.0, "customer", "blah " * 20000)  # ~100 KiB, over the 64 KiB limit
+        send(ws, big)
+        code, _, _ = closed_with(ws)
+    assert code == TOO_BIG
+    assert hub.alive()
+    with agent(hub.url, tokens["alice"]) as ws:
+        send(ws, started("c-0000b102", "alice"))
+
+
+def test_a_flooding_client_is_closed_for_rate_limit_and_others_still_get_through(floor):
+    hub, tokens = floor
+    viewer = Viewer(hub.url, tokens["viewer"])
+    outcome: dict = {}
+
+    def flood():
+        with agent(hub.url, tokens["bob"]) as ws:
+            send(ws, started("c-0000f100", "bob"))
+            try:
+                for i in range(2000):
+                    send(ws, metrics("c-0000f100", 1.0 + i / 100, i % 4))
+            except ConnectionClosed:
+                pass
+            outcome["close"] = closed_with(ws)
+
+    try:
+        with agent(hub.url, tokens["alice"]) as ws:
+            send(ws, started("c-0000f200", "alice"))
+            flooder = threading.Thread(target=flood)
+            flooder.start()
+            for i in range(1, 40):
+                send(ws, metrics("c-0000f200", i / 4, 0, hostility=i / 100))
+                time.sleep(0.025)  # an ordinary publisher's pace
+            flooder.join(WAIT_S)
+            send(ws, metrics("c-0000f200", 11.0, 3, hostility=0.99))
+            viewer.wait("alice's last metrics after the flood",
+                        lambda v: v.calls.get("c-0000f200", {}).get("customer", {}).get("hostility") == 0.99)
+        code, reason, _ = outcome["close"]
+        assert (code, reason) == (POLICY, "rate limit")
+    finally:
+        viewer.close()
+    assert hub.alive()
+
+
+# --- the board: snapshot, deltas, stale, ended, removed -------------------------------------------
+
+
+def test_a_new_viewer_gets_a_snapshot_then_only_what_changed(floor):
+    hub, tokens = floor
+    call = "c-0000d001"
+    with agent(hub.url, tokens["alice"]) as ws:
+        send(
+            ws, started(call, "alice"), final(call, 4.0, "customer", "This is the third time I've called."),
+            final(call, 6.0, "agent", "I'm sorry about that."), metrics(call, 6.5, 2, hostility=0.71),
+            Nudge(call, 7.0, 7.0, "n1-acknowledge", "acknowledge", "warn", "Acknowledge how they feel", "vented",
+                  {"quote": "third time"}),
+        )
+        first = Viewer(hub.url, tokens["viewer"])  # waits for the state above to be there
+        first.wait("the nudge", lambda v: v.calls.get(call, {}).get("nudges"))
+        first.close()
+
+        viewer = Viewer(hub.url, tokens["viewer"])
+        try:
+            snap = next(c for c in viewer.snapshot["calls"] if c["call_id"] == call)
+            assert snap["status"] == "live" and snap["agent_id"] == "alice" and snap["heat"] == 2
+            assert snap["customer"] == {"loudness_db": 7.9, "pace_wpm": 188.0, "hostility": 0.71}
+            assert snap["agent"] == {"pace_wpm": 150.0, "talk_ratio": 0.45}
+            assert [n["kind"] for n in snap["nudges"]] == ["acknowledge"]
+            assert [line["text"] for line in snap["transcript"]] == ["This is the third time I've called.",
+                                                                    "I'm sorry about that."]
+            assert snap["last_customer_line"] == "This is the third time I've called."
+            assert isinstance(snap["started_at"], float) and snap["t"] == 7.0
+
+            send(ws, NudgeCleared(call, 9.0, 9.0, "n1-acknowledge", "resolved", "acknowledge", True, 2.0))
+            viewer.wait("the nudge cleared", lambda v: v.calls[call]["nudges"] == [])
+            send(ws, SupervisorRequested(call, 10.0, 10.0, "customer wants a refund"))
+            viewer.wait("the supervisor request", lambda v: v.calls[call]["supervisor_requests"])
+            assert viewer.calls[call]["supervisor_requests"] == [{"t": 10.0, "note": "customer wants a refund"}]
+            send(ws, final(call, 12.0, "customer", "Fine, put me through."))
+            viewer.wait("the new line", lambda v: v.calls[call]["last_customer_line"] == "Fine, put me through.")
+            mine = [u for u in viewer.updates if u["call_id"] == call]
+            assert all("transcript" not in u["set"] for u in mine), "after the snapshot, lines come in `lines`"
+            assert all(set(u["set"]) <= {"t", "nudges", "supervisor_requests", "last_customer_line"} for u in mine), mine
+            assert [line["text"] for u in mine for line in u.get("lines", [])] == ["Fine, put me through."]
+
+            send(ws, CallEnded(call, 13.0, 13.0, 13.0, 2, 1, 1, 0.45))
+            viewer.wait("the call ended", lambda v: v.calls[call]["status"] == "ended")
+        finally:
+            viewer.close()
+
+
+def test_a_call_goes_stale_without_heartbeats_comes_back_with_one_and_leaves_after_it_ends(tmp_path):
+    tokens = make_tokens(tmp_path / "tokens.toml")
+    hub = HubProcess(tmp_path / "tokens.toml", "--stale-s", "1", "--remove-after-s", "1")
+    try:
+        viewer = Viewer(hub.url, tokens["viewer"])
+        call = "c-0000e001"
+        with agent(hub.url, tokens["alice"]) as ws:
+            send(ws, started(call, "alice"))
+            viewer.wait("the call live", lambda v: v.calls.get(call, {}).get("status") == "live")
+            viewer.wait("the call stale once nothing came", lambda v: v.calls[call]["status"] == "stale")
+            ws.send(json.dumps({"type": "heartbeat", "call_id": call}))
+            viewer.wait("the call live again after a heartbeat", lambda v: v.calls[call]["status"] == "live")
+            send(ws, CallEnded(call, 20.0, 20.0, 20.0, 0, 0, 0, 0.5))
+            viewer.wait("the call ended", lambda v: v.calls[call]["status"] == "ended")
+            viewer.wait("the ended call removed", lambda v: call not in v.calls)
+        statuses = [u["set"]["status"] for u in viewer.updates if u["type"] == "update" and "status" in u["set"]]
+        assert statuses == ["live", "stale", "live", "ended"]
+        assert viewer.updates[-1] == {"type": "removed", "call_id": call}
+        viewer.close()
+    finally:
+        hub.stop()
+
+
+# --- the wallboard's files ------------------------------------------------------------------------
+
+
+def _get(port: int, path: str) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+def test_plain_http_serves_the_wallboard_files_and_nothing_else(floor):
+    hub, _ = floor
+    web = REPO_ROOT / "monitor" / "floor" / "web"
+    for name in ("index.html", "wallboard.js", "wallboard.css"):
+        if not (web / name).is_file():
+            continue
+        status, ctype, body = _get(hub.port, "/" if name == "index.html" else f"/{name}")
+        assert status == 200 and body == (web / name).read_bytes(), name
+        assert ctype.split(";")[0] in ("text/html", "text/javascript", "application/javascript", "text/css"), ctype
+    for path in ("/nothing.js", "/../hub.py", "/%2e%2e/hub.py", "/..%2fhub.py", "/.hidden", "/web/../hub.py"):
+        status, _, _ = _get(hub.port, path)
+        assert status == 404, path
+    assert hub.alive()
+
+
+# --- TLS ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is needed to make a test certificate")
+def test_tls_with_a_self_signed_certificate(tmp_path):
+    cert, key = tmp_path / "hub.pem", tmp_path / "hub.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    tokens = make_tokens(tmp_path / "tokens.toml")
+    hub = HubProcess(tmp_path / "tokens.toml", "--cert", str(cert), "--key", str(key))
+    try:
+        assert hub.url.startswith("wss://")
+        trust = ssl.create_default_context(cafile=str(cert))
+        viewer = Viewer(hub.url, tokens["viewer"], trust)
+        with agent(hub.url, tokens["alice"], trust) as ws:
+            send(ws, started("c-0000c001", "alice"), final("c-0000c001", 2.0, "customer", "Hello there."))
+            viewer.wait("the call over TLS", lambda v: v.calls.get("c-0000c001", {}).get("last_customer_line") == "Hello there.")
+        viewer.close()
+        with pytest.raises(ssl.SSLCertVerificationError), connect(hub.url, open_timeout=WAIT_S):
+            pass  # a client that does not trust the certificate is refused
+    finally:
+        hub.stop()
+
+
+# --- the board's bookkeeping, without sockets ----------------------------------------------------------
+
+
+def test_one_agent_cannot_fill_the_board_but_its_ended_calls_make_room():
+    from monitor.floor.hub import MAX_CALLS_PER_AGENT
+    from monitor.floor.state import FloorState, Removed
+
+    state = FloorState()
+    for i in range(MAX_CALLS_PER_AGENT):
+        assert state.make_room("alice", MAX_CALLS_PER_AGENT) == []
+        state.apply(started(f"c-{i:08x}", "alice"), now=100.0 + i)
+    assert state.make_room("alice", MAX_CALLS_PER_AGENT) is None, "all live: no room for a 17th call"
+    assert state.make_room("bob", MAX_CALLS_PER_AGENT) == [], "another agent is not affected"
+    state.apply(CallEnded("c-00000003", 9.0, 9.0, 9.0, 1, 0, 0, 0.5), now=200.0)
+    state.apply(CallEnded("c-00000001", 9.0, 9.0, 9.0, 1, 0, 0, 0.5), now=201.0)
+    assert state.make_room("alice", MAX_CALLS_PER_AGENT) == [Removed("c-00000003")], "the call that ended first goes"
+    assert "c-00000003" not in state.calls and "c-00000001" in state.calls
+
+
+def test_updates_inside_a_viewers_window_merge_into_one():
+    from monitor.floor.state import FloorState
+
+    state = FloorState()
+    call = "c-0000aa01"
+    first = state.apply(started(call, "alice"), now=1.0)
+    a = state.apply(final(call, 2.0, "customer", "One."), now=1.1)
+    b = state.apply(metrics(call, 2.5, 3), now=1.2)
+    c = state.apply(final(call, 3.0, "customer", "Two."), now=1.3)
+    merged = a.merged(b).merged(c)
+    assert [line["text"] for line in merged.lines] == ["One.", "Two."]
+    assert merged.set["heat"] == 3 and merged.set["last_customer_line"] == "Two." and merged.set["t"] == 3.0
+    whole = first.merged(merged)
+    assert whole.set["transcript"] == [] and whole.set["agent_id"] == "alice", "a new call's first update keeps every field"
