@@ -1,0 +1,177 @@
+"""A call's scorecard: pure arithmetic over its archived timeline and nudges (no I/O here).
+
+What QA reads off a call: how long, who talked how much and how fast, how hot it got, which
+nudges were raised, whether the agent followed them and how soon, and whether the customer
+calmed down afterwards (the mean heat in the 30 s before a nudge against the 30 s after it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .timeline import MetricPoint
+
+WINDOW_S = 30.0  # "heat in the 30 s before vs after each nudge"
+
+KINDS = (
+    "slow_down", "acknowledge", "set_boundary", "call_supervisor", "let_them_finish", "avoid_blame",
+    "apologize_well", "keep_promises", "summarize",
+)
+HEAT_NAMES = ("calm", "tense", "heated", "critical")
+
+
+@dataclass(frozen=True)
+class NudgeRecord:
+    """A nudge as archived, with how it ended (`how` is None while it was still up at the end)."""
+
+    id: str
+    kind: str
+    t: float
+    severity: str = "warn"
+    how: str | None = None
+    cleared_t: float | None = None
+    followed: bool | None = None
+    follow_s: float | None = None
+
+
+@dataclass(frozen=True)
+class NudgeOutcome:
+    """One nudge on the scorecard: followed or not, and the heat around it."""
+
+    id: str
+    kind: str
+    t: float
+    how: str | None
+    followed: bool | None
+    follow_s: float | None
+    heat_before: float | None  # mean heat over [t - 30, t)
+    heat_after: float | None  # mean heat over (t, t + 30]
+
+    @property
+    def calmed(self) -> bool | None:
+        """True when the heat after the nudge was lower than before it; None without both."""
+        if self.heat_before is None or self.heat_after is None:
+            return None
+        return self.heat_after < self.heat_before
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Everything QA scores a call by."""
+
+    duration_s: float
+    talk_ratio: float | None  # the agent's share of the time anyone spoke
+    agent_pace_wpm: float | None  # mean over the seconds the pace was known
+    customer_pace_wpm: float | None
+    interruptions: int
+    silence_share: float | None  # share of the call when nobody spoke
+    peak_heat: int | None
+    mean_heat: float | None
+    nudges_by_kind: dict[str, int] = field(default_factory=dict)
+    nudges_raised: int = 0
+    nudges_followed: int = 0
+    nudges_dismissed: int = 0
+    followed_rate: float | None = None  # followed / (raised - dismissed)
+    mean_follow_s: float | None = None
+    heat_before_mean: float | None = None  # over the nudges that have both windows
+    heat_after_mean: float | None = None
+    nudges: list[NudgeOutcome] = field(default_factory=list)
+
+    def flat(self) -> dict[str, object]:
+        """One flat row (for CSV): the figures, then one count column per nudge kind."""
+        row: dict[str, object] = {
+            "duration_s": round(self.duration_s, 2),
+            "talk_ratio": _r(self.talk_ratio, 3),
+            "agent_pace_wpm": _r(self.agent_pace_wpm, 1),
+            "customer_pace_wpm": _r(self.customer_pace_wpm, 1),
+            "interruptions": self.interruptions,
+            "silence_share": _r(self.silence_share, 3),
+            "peak_heat": self.peak_heat,
+            "mean_heat": _r(self.mean_heat, 3),
+            "nudges": self.nudges_raised,
+            "nudges_followed": self.nudges_followed,
+            "nudges_dismissed": self.nudges_dismissed,
+            "followed_rate": _r(self.followed_rate, 3),
+            "mean_follow_s": _r(self.mean_follow_s, 2),
+            "heat_before_nudges": _r(self.heat_before_mean, 3),
+            "heat_after_nudges": _r(self.heat_after_mean, 3),
+        }
+        for kind in KINDS:
+            row[f"nudges_{kind}"] = self.nudges_by_kind.get(kind, 0)
+        return row
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def heat_between(points: list[MetricPoint], lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> float | None:
+    """Mean heat of the points whose time falls in the interval (ends open or closed as asked)."""
+    values = [
+        p.heat_mean for p in points
+        if p.heat_mean is not None
+        and (p.t > lo if lo_open else p.t >= lo)
+        and (p.t < hi if hi_open else p.t <= hi)
+    ]
+    return _mean(values)
+
+
+def build_scorecard(
+    points: list[MetricPoint],
+    nudges: list[NudgeRecord],
+    *,
+    duration_s: float,
+    talk_ratio: float | None = None,
+    peak_heat: int | None = None,
+) -> Scorecard:
+    """The scorecard of one call from its per-second timeline, its nudges and its `call.ended` summary.
+
+    `talk_ratio` and `peak_heat` from `call.ended` win over the timeline's (they cover every block);
+    the timeline fills in when a call has no end (archived live and cut off).
+    """
+    heats = [p.heat_mean for p in points if p.heat_mean is not None]
+    peaks = [p.heat for p in points if p.heat is not None]
+    if talk_ratio is None:
+        agent = sum(p.agent_speaking_s for p in points)
+        total = agent + sum(p.customer_speaking_s for p in points)
+        talk_ratio = agent / total if total else None
+    quiet = sum(p.quiet_s for p in points)
+
+    outcomes = [
+        NudgeOutcome(
+            n.id, n.kind, n.t, n.how, n.followed, n.follow_s,
+            heat_before=heat_between(points, n.t - WINDOW_S, n.t, lo_open=False, hi_open=True),
+            heat_after=heat_between(points, n.t, n.t + WINDOW_S, lo_open=True, hi_open=False),
+        )
+        for n in sorted(nudges, key=lambda n: n.t)
+    ]
+    by_kind: dict[str, int] = {}
+    for n in outcomes:
+        by_kind[n.kind] = by_kind.get(n.kind, 0) + 1
+    followed = [n for n in outcomes if n.followed]
+    dismissed = sum(1 for n in outcomes if n.how == "dismissed")
+    judged = len(outcomes) - dismissed
+    both = [n for n in outcomes if n.heat_before is not None and n.heat_after is not None]
+    return Scorecard(
+        duration_s=duration_s,
+        talk_ratio=talk_ratio,
+        agent_pace_wpm=_mean([p.agent_pace_wpm for p in points if p.agent_pace_wpm is not None]),
+        customer_pace_wpm=_mean([p.customer_pace_wpm for p in points if p.customer_pace_wpm is not None]),
+        interruptions=max((p.interruptions for p in points if p.interruptions is not None), default=0),
+        silence_share=min(1.0, quiet / duration_s) if duration_s > 0 and points else None,
+        peak_heat=peak_heat if peak_heat is not None else (max(peaks) if peaks else None),
+        mean_heat=_mean(heats),
+        nudges_by_kind=by_kind,
+        nudges_raised=len(outcomes),
+        nudges_followed=len(followed),
+        nudges_dismissed=dismissed,
+        followed_rate=len(followed) / judged if judged else None,
+        mean_follow_s=_mean([n.follow_s for n in followed if n.follow_s is not None]),
+        heat_before_mean=_mean([n.heat_before for n in both]),  # type: ignore[misc]
+        heat_after_mean=_mean([n.heat_after for n in both]),  # type: ignore[misc]
+        nudges=outcomes,
+    )
