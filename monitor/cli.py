@@ -8,22 +8,15 @@ never a traceback (`-v` adds the traceback for bug reports).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .audio.source import FileSource, Pacer, roles_for
-from .config import ROLES, Config, load_config
-from .errors import BadInput
+from .config import ROLES
+from .errors import BadInput, PipelineError
 from .floor import commands as floor_commands
-from .pipeline import PipelineError, Sink
 from .qa import commands as qa_commands
-from .session import CallSession, load_scorer
-from .sinks import JsonlSink, Progress, TextSink
 
 log = logging.getLogger("callmon")
 
@@ -72,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(replay)
     _add_outputs(replay, archive=False)
-    replay.set_defaults(run=_replay)
+    replay.set_defaults(run=_lazy("replay"))
 
     live = sub.add_parser(
         "live",
@@ -102,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(live)
     _add_outputs(live, archive=True)
-    live.set_defaults(run=_live)
+    live.set_defaults(run=_lazy("live"))
 
     devices = sub.add_parser(
         "devices",
@@ -113,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: callmon devices",
     )
     devices.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
-    devices.set_defaults(run=_devices)
+    devices.set_defaults(run=_lazy("devices"))
 
     hostility = sub.add_parser(
         "hostility",
@@ -127,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hostility.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
     hostility.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
-    hostility.set_defaults(run=_hostility)
+    hostility.set_defaults(run=_lazy("hostility"))
 
     demo = sub.add_parser(
         "demo",
@@ -149,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print instead of the screen: text, a readable transcript, or jsonl, every event as a JSON line",
     )
     demo.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) on stderr")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_lazy("demo"))
     floor_commands.register(sub)
     qa_commands.register(sub)
     return parser
@@ -181,94 +174,6 @@ def _channel(text: str) -> int:
     return int(text)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    overrides = {}
-    for flag, key in (
-        ("agent_channel", "audio.agent_channel"),
-        ("customer_channel", "audio.customer_channel"),
-        ("mono_role", "audio.mono_role"),
-        ("model", "stt.model"),
-    ):
-        if getattr(args, flag, None) is not None:
-            overrides[key] = getattr(args, flag)
-    return load_config(args.config, overrides)
-
-
-def _replay(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-    if args.tui:
-        return _replay_tui(args, cfg)
-    speed = 1.0 if args.realtime else args.speed
-    pacer = Pacer(speed)
-    source = FileSource(args.file, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-    source.use_roles(roles)
-    partials = cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and speed is not None)
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
-    session = CallSession(
-        cfg, source, roles, [out, Progress(source.duration_s, quiet=args.quiet), *_outputs(args, cfg)],
-        partials=partials, source_name=source.description,
-    )
-    return _finish(session)
-
-
-def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
-    """`replay --tui`: the agent's screen over a recording, at real time unless --speed says otherwise."""
-    if args.fast:
-        raise BadInput("--tui plays the call at a pace the agent can follow: drop --fast (use --speed X for faster)")
-    if not sys.stdout.isatty():
-        raise BadInput("--tui needs a terminal and stdout is not one: drop --tui to print the transcript")
-    from .tui.app import run_agent_tui
-
-    pacer = Pacer(args.speed or 1.0)
-    source = FileSource(args.file, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-    source.use_roles(roles)
-    outputs = _outputs(args, cfg)
-
-    def make(sinks: list[Sink]) -> CallSession:
-        return CallSession(cfg, source, roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
-                           source_name=source.description)
-
-    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs))
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """`demo`: the bundled call, in the screen on a terminal, else as a printed transcript."""
-    from .resources import project_file
-
-    cfg = load_config(None)
-    path = project_file("data/demo_call.flac")
-    pacer = Pacer(args.speed)
-    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-    source.use_roles(roles)
-    partials = cfg.stt.partials != "off"
-    if not args.no_tui and args.format is None and sys.stdout.isatty():
-        from .tui.app import run_agent_tui
-
-        def make(sinks: list[Sink]) -> CallSession:
-            return CallSession(cfg, source, roles, sinks, partials=partials, source_name=f"file:{path.name}")
-
-        return run_agent_tui(make, source_label=f"demo: {path.name}", pacer=pacer, end_note="demo over, q to quit")
-    why = "--no-tui" if args.no_tui else "--format" if args.format else "stdout is not a terminal"
-    seconds = (source.duration_s or 0) / args.speed
-    print(f"callmon demo: {why}, so printing the transcript instead of the screen ({seconds:.0f} s at {args.speed:g}×)",
-          file=sys.stderr)
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
-    return _finish(CallSession(cfg, source, roles, [out], partials=partials, source_name=f"file:{path.name}"))
-
-
-def _finish(session: CallSession) -> int:
-    """Run the call with Ctrl-C and SIGTERM ending it cleanly; the exit code."""
-    interrupted = _stop_on_signals(session)
-    ended = session.run()
-    if ended.error:
-        print(f"callmon: error: {ended.error}; the transcript above is complete up to {ended.t:.1f} s", file=sys.stderr)
-        return BAD_INPUT
-    return 130 if interrupted else 0
-
-
 def _add_outputs(p: argparse.ArgumentParser, archive: bool) -> None:
     p.add_argument("--hub", metavar="URL", help="publish the call to a floor hub, e.g. ws://floor:8765 (needs --token)")
     p.add_argument(
@@ -279,94 +184,15 @@ def _add_outputs(p: argparse.ArgumentParser, archive: bool) -> None:
         p.add_argument("--archive", metavar="FILE", help="also archive the call into this QA archive (SQLite)")
 
 
-def _outputs(args: argparse.Namespace, cfg: Config) -> list[Sink]:
-    """Sinks beyond the terminal: the floor hub and the call archive, when asked for."""
-    sinks: list[Sink] = []
-    if getattr(args, "hub", None):
-        from .floor.publisher import HubPublisher
+def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    """The runner `name` in monitor.calls, imported only when the command runs (the pipeline is slow to import)."""
 
-        token = args.token or os.environ.get("CALLMON_TOKEN")
-        if not token:
-            raise BadInput("--hub needs this agent's token: give --token T or set CALLMON_TOKEN")
-        sinks.append(HubPublisher(args.hub, token, cfg.call.agent_id))
-    if getattr(args, "archive", None):
-        from .qa.archive import ArchiveSink
+    def run(args: argparse.Namespace) -> int:
+        from . import calls
 
-        sinks.append(ArchiveSink(args.archive))
-    return sinks
+        return getattr(calls, name)(args)
 
-
-def _live(args: argparse.Namespace) -> int:
-    from .audio.live import LiveSource, RolePlan
-
-    cfg = _config(args)
-    agent_dev = args.agent_device or cfg.live.agent_device
-    customer_dev = args.customer_device or cfg.live.customer_device
-    if args.device and (args.agent_device or args.customer_device):
-        raise BadInput("give either --device (one stereo device) or --agent-device/--customer-device, not both")
-    if agent_dev or customer_dev:
-        plan = [RolePlan(role, dev, 0) for role, dev in (("agent", agent_dev), ("customer", customer_dev)) if dev]
-    else:
-        device = args.device or cfg.live.device or None
-        roles = roles_for(2, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-        plan = [RolePlan(role, device, ch) for role, ch in roles.items()]
-    block = cfg.audio.block_ms * 16
-    outputs = _outputs(args, cfg)
-
-    def make(sinks: list[Sink]) -> CallSession:
-        source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
-        return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
-                           source_name=source.description)
-
-    if not args.no_tui:
-        from .tui.app import run_agent_tui
-
-        return run_agent_tui(make, source_label="live", link=_link_of(outputs))
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
-    return _finish(make([out]))
-
-
-def _link_of(outputs: list[Sink]) -> Callable[[], str] | None:
-    """The hub link text, for the TUI's status line; None without a hub."""
-    pub = next((s for s in outputs if hasattr(s, "link")), None)
-    return None if pub is None else (lambda: pub.link)
-
-
-def _devices(args: argparse.Namespace) -> int:
-    from .audio.devices import input_devices
-
-    found = input_devices()
-    if not found:
-        print("no audio input devices; plug in a headset, or run scripts/virtual-audio --start for virtual call lines")
-        return 0
-    print(f"{'index':>5}  {'name':<32} {'channels':>8} {'rate':>7}  could be")
-    for d in found:
-        mark = "*" if d.is_default else " "
-        print(f"{d.index:>4}{mark}  {d.name[:32]:<32} {d.channels:>8} {d.default_rate:>7.0f}  {d.hint}")
-    print("* the default input. Use: callmon live --agent-device NAME --customer-device NAME (or --device NAME: one stereo device)")
-    return 0
-
-
-def _hostility(args: argparse.Namespace) -> int:
-    scorer = load_scorer(load_config(args.config))
-    for line in sys.stdin:
-        text = line.strip()
-        if text:
-            print(json.dumps(scorer.score(text).to_dict(), ensure_ascii=False), flush=True)
-    return 0
-
-
-def _stop_on_signals(session: CallSession) -> list[int]:
-    """Ctrl-C and SIGTERM end the call cleanly (call.ended, everything flushed) instead of killing it."""
-    seen: list[int] = []
-
-    def handler(signum: int, _frame: object) -> None:
-        seen.append(signum)
-        session.stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    return seen
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from .analysis.agitation import AgitationMeter
 from .audio.levels import LoudnessMeter
 from .audio.source import RATE, AudioBlock
 from .config import Config
+from .errors import PipelineError
 from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
 from .stt.model import RawWord
 from .stt.segmenter import Segmenter, Utterance
@@ -32,10 +33,6 @@ Stage = Callable[[Event], list[Event]]
 def new_call_id() -> str:
     """A fresh call id: `c-` and 8 hex digits."""
     return f"c-{uuid.uuid4().hex[:8]}"
-
-
-class PipelineError(Exception):
-    """The pipeline could not finish; the message is one line for the user."""
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Live capture end to end: a call played into PulseAudio null sinks, heard by `callmon live` through PortAudio."""
 
+import csv
+import io
 import json
 import os
 import signal
@@ -73,7 +75,8 @@ def test_a_call_played_into_the_virtual_lines_is_transcribed_and_coached(virtual
     call = FIXTURES / "calls" / "scn_sd_outage_shouting.flac"
     manifest = json.loads(call.with_suffix(".json").read_text())
     sides = split_channels(call, tmp_path)
-    run = LiveRun(virtual_lines, "--duration", str(round(manifest["duration"] + 5)))
+    archive = tmp_path / "calls.sqlite"
+    run = LiveRun(virtual_lines, "--duration", str(round(manifest["duration"] + 5)), "--archive", str(archive))
     run.wait_for(lambda e: e["type"] == "metrics")  # capturing: the model is loaded and audio flows
     players = [virtual_lines.play(f"{role}_line", wav) for role, wav in sides.items()]
     code, err = run.finish()
@@ -95,6 +98,12 @@ def test_a_call_played_into_the_virtual_lines_is_transcribed_and_coached(virtual
     assert expect <= raised, f"missing nudges {expect - raised}"
     assert not raised & forbid, f"unexpected nudges {raised & forbid}"
     assert not [e for e in run.events if e["type"] == "status" and e["state"] in ("lost", "overflow")]
+
+    # --archive: QA finds the live call with the same nudges.
+    exported = _callmon(virtual_lines.env, "qa", "export", "--csv", "--db", str(archive))
+    (row,) = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert row["call_id"] == started["call_id"]
+    assert {k for k in expect | forbid if int(row[f"nudges_{k}"])} == expect
 
 
 def test_a_sound_server_restart_mid_call_is_reported_and_capture_resumes(virtual_lines, tmp_path):
