@@ -559,24 +559,15 @@ def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, com
     )
 
 
-def bench_latency() -> str:
-    say("latency: real-time replay of every scenario call with expected nudges (about 10 minutes)")
+def bench_json(script: str, what: str) -> dict:
+    """Run a benchmark script that prints its rows and summary as JSON."""
+    say(what)
     wait_quiet()
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_latency.py"), "--json"],
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--json"],
                           capture_output=True, text=True, check=True, cwd=REPO)
-    latency = json.loads(done.stdout)
-    say(f"  {json.dumps(latency['summary'])}")
-    return latency_section(latency)
-
-
-def bench_live() -> str:
-    say("live: every scenario call played into PulseAudio null sinks, heard by callmon live (about 9 minutes)")
-    wait_quiet()
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_live.py"), "--json"],
-                          capture_output=True, text=True, check=True, cwd=REPO)
-    live = json.loads(done.stdout)
-    say(f"  {json.dumps(live['summary'])}")
-    return live_section(live)
+    result = json.loads(done.stdout)
+    say(f"  {json.dumps(result['summary'])}")
+    return result
 
 
 def bench_script(name: str, cache: str, *extra: str) -> str:
@@ -608,9 +599,13 @@ def bench(args: argparse.Namespace) -> int:
         if name == "replay":
             text = bench_replay(args, info, started, command)
         elif name == "latency":
-            text = bench_latency() if not args.quick else "\n## Trigger to nudge latency\n\nNot measured in a --quick run.\n"
+            text = latency_section(bench_json(
+                "bench_latency.py", "latency: real-time replay of every scenario call with expected nudges (about 10 minutes)",
+            )) if not args.quick else latency_section(None)
         elif name == "live":
-            text = bench_live()
+            text = live_section(bench_json(
+                "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min)",
+            ))
         elif name == "hub":
             text = bench_script("bench-hub", "hub.md", *(["--sizes", "100,500", "--seconds", "5"] if args.quick else []))
         else:
