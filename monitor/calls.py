@@ -76,7 +76,7 @@ def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
         return CallSession(cfg, source, roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
                            source_name=source.description)
 
-    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs))
+    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -94,7 +94,8 @@ def demo(args: argparse.Namespace) -> int:
         def make(sinks: list[Sink]) -> CallSession:
             return CallSession(cfg, source, roles, sinks, partials=partials, source_name=f"file:{path.name}")
 
-        return run_agent_tui(make, source_label=f"demo: {path.name}", pacer=pacer, end_note="demo over, q to quit")
+        return run_agent_tui(make, source_label=f"demo: {path.name}", pacer=pacer, end_note="demo over, q to quit",
+                             bell=args.bell)
     why = "--no-tui" if args.no_tui else "--format" if args.format else "stdout is not a terminal"
     seconds = (source.duration_s or 0) / args.speed
     print(f"callmon demo: {why}, so printing the transcript instead of the screen ({seconds:.0f} s at {args.speed:g}×)",
@@ -155,7 +156,7 @@ def live(args: argparse.Namespace) -> int:
     if not args.no_tui:
         from .tui.app import run_agent_tui
 
-        return run_agent_tui(make, source_label="live", link=_link_of(outputs))
+        return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell)
     out = JsonlSink() if args.format == "jsonl" else TextSink()
     return _finish(make([out]))
 

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tui", action="store_true",
         help="show the agent's screen (nudge banner, meters, transcript) instead of printing; real time unless --speed X",
     )
+    replay.add_argument("--bell", action="store_true", help="with --tui: ring the terminal bell on critical nudges")
     _add_common(replay)
     _add_outputs(replay, archive=False)
     replay.set_defaults(run=_lazy("replay"))
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--customer-device", metavar="DEV", help="the customer's line, or a monitor of the softphone output")
     live.add_argument("--duration", type=_positive, metavar="S", help="end the call after S seconds (default: until Ctrl-C)")
     live.add_argument("--no-tui", action="store_true", help="no screen: write the events to stdout (see --format)")
+    live.add_argument("--bell", action="store_true", help="ring the terminal bell when a critical nudge appears on the screen")
     live.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
         help="with --no-tui: text, a readable transcript (default), or jsonl, every event as a JSON line",
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="at X times real time (default 1), e.g. 2")
     demo.add_argument("--no-tui", action="store_true", help="no screen: print the transcript as the call plays")
+    demo.add_argument("--bell", action="store_true", help="ring the terminal bell when a critical nudge appears on the screen")
     demo.add_argument(
         "--format", choices=("text", "jsonl"),
         help="print instead of the screen: text, a readable transcript, or jsonl, every event as a JSON line",

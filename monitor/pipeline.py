@@ -216,7 +216,9 @@ class Pipeline:
         ]
         text = "".join(w.raw or f" {w.text}" for w in raw).strip()
         kind = TranscriptFinal if utt.final else TranscriptPartial
-        return kind(self.call_id, self._t(utt.end), self._wall(), utt.role, text, round(start, 3), round(end, 3), words)
+        return kind(
+            self.call_id, self._t(utt.end), self._wall(), utt.role, text, round(start, 3), round(end, 3), words, utt.pause,
+        )
 
     def _emit(self, event: Event) -> None:
         with self._lock:

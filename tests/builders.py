@@ -1,6 +1,8 @@
 """Event builders for stage tests: transcripts and metrics at given call times."""
 
-from monitor.events import Metrics, RoleMetrics, TranscriptFinal, Word
+from dataclasses import replace
+
+from monitor.events import Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial, Word
 
 CALL = "c-test"
 
@@ -11,6 +13,19 @@ def final(role, text, start, end=None, p=0.9):
     step = (end - start) / max(1, len(words))
     ws = [Word(w, round(start + i * step, 3), round(start + (i + 1) * step, 3), p) for i, w in enumerate(words)]
     return TranscriptFinal(CALL, end, end, role, text, start, end, ws)
+
+
+def pause_partial(role, text, start, end=None, p=0.9):
+    """The partial the segmenter sends 200 ms into a pause: the words so far of an utterance not yet final."""
+    f = final(role, text, start, end, p)
+    return TranscriptPartial(**{k: getattr(f, k) for k in ("call_id", "t", "wall", "role", "text", "start", "end", "words")},
+                             pause=True)
+
+
+def later_final(partial, text=None):
+    """The final of the utterance a pause partial began, 0.5 s later (same start)."""
+    f = final(partial.role, text or partial.text, partial.start, partial.end + 0.2 if text is None else None)
+    return replace(f, t=partial.t + 0.5, wall=partial.wall + 0.5)
 
 
 def metrics(t, agent=(False, -70.0), customer=(False, -70.0)):

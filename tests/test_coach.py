@@ -4,7 +4,7 @@ These run the real analyzer and coach with the lexicon-only scorer (no model) so
 is checked in isolation; tests/test_scenarios.py checks them end to end on generated calls.
 """
 
-from builders import final, metrics
+from builders import final, later_final, metrics, pause_partial
 
 from monitor.analysis.hostility import HostilityScorer
 from monitor.coach.stage import CoachingStage
@@ -51,6 +51,24 @@ def test_acknowledge_raised_then_resolved_when_the_agent_acknowledges():
     (cleared,) = [e for e in out if isinstance(e, NudgeCleared)]
     assert (cleared.id, cleared.how, cleared.followed) == (n.id, "resolved", True)
     assert cleared.follow_s > 0
+
+
+def test_acknowledge_comes_at_the_pause_and_the_final_does_not_raise_it_again():
+    st = stage(**{"coach.acknowledge.cooldown_s": 0.0})
+    early = pause_partial("customer", "this is the third time I have called about this and nothing works", 8.0)
+    (n,) = nudges(run(st, [early]), "acknowledge")
+    assert n.t == early.t  # at the pause, before the final is decoded
+    run(st, [final("agent", "I understand, that sounds really frustrating", 12.0, 14.0)])  # resolved
+    # The final of that same utterance is not a "repeated complaint".
+    assert nudges(run(st, [later_final(early)]), "acknowledge") == []
+
+
+def test_a_pause_mid_turn_then_more_words_is_still_judged_on_the_final():
+    early = pause_partial("customer", "hello I am calling about my bill", 3.0)
+    st = stage()
+    assert nudges(run(st, [early]), "acknowledge") == []
+    whole = later_final(early, "hello I am calling about my bill and this is ridiculous I have had enough of it")
+    assert len(nudges(run(st, [whole]), "acknowledge")) == 1
 
 
 def test_a_repeated_complaint_turns_the_empathy_up():

@@ -248,3 +248,19 @@ def test_live_call_has_no_pause_or_speed():
             assert "● live" in line and "paused" not in line and "×" not in line
 
     asyncio.run(scenario())
+
+
+def test_bell_rings_for_a_critical_nudge_only_when_asked():
+    async def scenario(bell: bool) -> int:
+        app, _ = scripted_app("critical")  # raises a critical call_supervisor among warn ones
+        app.bell_on_critical = bell
+        rings = []
+        app.bell = lambda: rings.append(1)  # a fake of the terminal's bell: count the rings
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.shown is not None, "the banner")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: app.return_code is not None, "the screen to close")
+        return len(rings)
+
+    assert asyncio.run(scenario(True)) == 1
+    assert asyncio.run(scenario(False)) == 0

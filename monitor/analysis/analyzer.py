@@ -43,6 +43,7 @@ class UtteranceAnalysis:
     model: float | None
     facts: int
     confidence: float
+    pause: bool = False  # a partial at a pause in the speaker's turn
 
     @property
     def categories(self) -> list[str]:
@@ -123,7 +124,7 @@ class Analyzer:
         facts = len(_FACT.findall(normalise(event.text)))
         return UtteranceAnalysis(
             event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
-            round(hostility, 3), model, facts, round(confidence, 3),
+            round(hostility, 3), model, facts, round(confidence, 3), event.pause,
         )
 
     # -- metrics -----------------------------------------------------------------------------

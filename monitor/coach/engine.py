@@ -51,10 +51,11 @@ class Coach:
         self.active: dict[str, _Active] = {}
         self._last_raised: dict[str, float] = {}
         self._ids = itertools.count(1)
-        self._complaints: list[set[str]] = []
+        self._complaints: dict[float, set[str]] = {}  # heated customer utterances' words, by start
         self._boundary_at: float | None = None  # call time from which further abuse escalates
         self._turn = {"s": 0.0, "words": 0, "facts": 0}
         self._urgent_utterances: set[float] = set()  # customer utterances (by start) that raised a nudge
+        self._acknowledged: set[float] = set()  # customer utterances (by start) that raised acknowledge
         self.raised = 0
         self.followed = 0
         self.last_metrics: Metrics | None = None
@@ -114,10 +115,15 @@ class Coach:
             out += raised
         if any(isinstance(e, Nudge) for e in out):
             self._urgent_utterances.add(u.start)
-        if u.final:
-            if u.start not in self._urgent_utterances:
+        if u.final or u.pause:
+            # A pause partial is judged like a final, ~0.5 s sooner: the customer has stopped.
+            # Its final is judged again only if nothing was raised for the utterance yet.
+            if u.start not in self._urgent_utterances and u.start not in self._acknowledged:
                 # Abuse and threats call for a boundary or the supervisor first, not empathy.
-                out += self._acknowledge(u, analyzer, wall, evidence)
+                acked = self._acknowledge(u, analyzer, wall, evidence)
+                if acked:
+                    self._acknowledged.add(u.start)
+                out += acked
             out += self._summarize(u, wall)
         return out
 
@@ -170,10 +176,10 @@ class Coach:
         loud = customer is not None and customer.above is not None and customer.above >= self.analysis.loud_db
         if len(u.words) < rule.min_words:
             return []
-        repeat = max((_overlap(words, c) for c in self._complaints), default=0.0)
+        repeat = max((_overlap(words, c) for start, c in self._complaints.items() if start != u.start), default=0.0)
         heated = bool(heated_words) or u.hostility >= self.analysis.tense or loud
         if heated:
-            self._complaints.append(words)
+            self._complaints[u.start] = words
         if repeat >= rule.repeat_similarity:
             return self._raise("acknowledge", u.t, wall,
                                "The customer is repeating their complaint: they don't feel heard yet. Turn the empathy up.",
@@ -186,10 +192,11 @@ class Coach:
 
     def _summarize(self, u: UtteranceAnalysis, wall: float) -> list[Event]:
         rule = self.cfg.summarize
-        turn = self._turn
-        turn["s"] += u.end - u.start
-        turn["words"] += len(u.words)
-        turn["facts"] += u.facts
+        # The turn so far plus this utterance; only a final adds it for good (its pause partial came first).
+        turn = {"s": self._turn["s"] + u.end - u.start, "words": self._turn["words"] + len(u.words),
+                "facts": self._turn["facts"] + u.facts}
+        if u.final:
+            self._turn = turn
         if (turn["s"] >= rule.min_turn_s or turn["words"] >= rule.min_words) and turn["facts"] >= rule.min_facts:
             evidence = {"turn_s": round(turn["s"], 1), "words": turn["words"], "facts": turn["facts"]}
             return self._raise("summarize", u.t, wall,

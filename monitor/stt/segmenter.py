@@ -26,6 +26,7 @@ class Utterance:
     end: int
     audio: np.ndarray
     final: bool
+    pause: bool = False  # a partial sent because the speaker paused: their words so far, likely all of them
 
 
 class Segmenter:
@@ -96,7 +97,7 @@ class Segmenter:
             # Early in a pause, offer the whole utterance as a partial: a live coach can act on
             # its confident words before the hangover ends and the final is decoded.
             self._pause_partial_sent = True
-            return [self._utterance(self._start, self._silence_from + self._pad, final=False)]
+            return [self._utterance(self._start, self._silence_from + self._pad, final=False, pause=True)]
         if end - self._start >= self._max_len:
             # A monologue: cut at its latest pause if that keeps most of it, else right here,
             # and go on with a new utterance from the cut.
@@ -128,10 +129,10 @@ class Segmenter:
         self._seq += 1
         return [utt]
 
-    def _utterance(self, start: int, end: int, final: bool) -> Utterance:
+    def _utterance(self, start: int, end: int, final: bool, pause: bool = False) -> Utterance:
         end = min(end, self._buf_start + len(self._buf))
         audio = self._buf[start - self._buf_start : end - self._buf_start].copy()
-        return Utterance(self.role, self._seq, start, end, audio, final)
+        return Utterance(self.role, self._seq, start, end, audio, final, pause)
 
     def _trim(self, keep_from: int) -> None:
         drop = keep_from - self._buf_start
