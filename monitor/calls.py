@@ -30,6 +30,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ("customer_channel", "audio.customer_channel"),
         ("mono_role", "audio.mono_role"),
         ("model", "stt.model"),
+        ("agent_id", "call.agent_id"),
     ):
         if getattr(args, flag, None) is not None:
             overrides[key] = getattr(args, flag)

@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent-id", metavar="ID", help="who the agent is, on the floor and in the archive (default [call] agent_id)")
     p.add_argument("--agent-channel", type=_channel, metavar="N", help="channel of the agent (default 0)")
     p.add_argument("--customer-channel", type=_channel, metavar="N", help="channel of the customer (default 1)")
     p.add_argument("--mono-role", choices=ROLES, help="whose voice a mono recording holds (default customer)")

@@ -133,7 +133,7 @@ def mono_wav(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "args, role", [((), "customer"), (("--mono-role", "agent"), "agent")], ids=["default", "agent"]
+    "args, role", [((), "customer"), (("--mono-role", "agent", "--agent-id", "bob"), "agent")], ids=["default", "agent"]
 )
 def test_mono_file_is_one_role(run_callmon, mono_wav, args, role):
     result = run_callmon("replay", mono_wav, "--format", "jsonl", *args, timeout=300)
@@ -142,6 +142,7 @@ def test_mono_file_is_one_role(run_callmon, mono_wav, args, role):
     events = events_of(result)
     assert events[0]["type"] == "call.started" and events[-1]["type"] == "call.ended"
     assert set(events[0]["roles"]) == {role}, events[0]["roles"]
+    assert events[0]["agent_id"] == ("bob" if "--agent-id" in args else "agent")  # who is on the floor and in QA
     fs = finals(events)
     assert fs, "no finals from the mono file"
     assert {f["role"] for f in fs} == {role}
