@@ -106,7 +106,8 @@ class Analyzer:
         self._learn_pace(st, final, event.end - event.start)
         probs = [w.p for w in event.words for _ in normalise(w.w).split()]
         confidence = statistics.fmean(w.p for w in event.words) if event.words else 0.0
-        need = self.cfg.min_word_p if final else self.cfg.partial_min_word_p
+        # A pause partial holds the whole utterance so far, decoded as its final will be: trust it alike.
+        need = self.cfg.min_word_p if final or event.pause else self.cfg.partial_min_word_p
         matches = [
             m for m in self.scorer.lexicon.match(event.text, role=event.role)
             if _mean(probs[m.first_word : m.last_word + 1], confidence) >= need

@@ -4,7 +4,8 @@ Backpressure policy (every queue has a bound and an overflow rule):
 - finals wait in a FIFO of `final_queue`; when it is full `submit` blocks the producer, so a
   final is never dropped (live capture then counts overflow at its own bounded queue);
 - partials are never queued: one slot per role holds the newest, a newer one replaces it, and
-  a partial whose utterance has already been finalised is dropped unheard (stale). A slow CPU
+  a partial whose utterance has already been finalised is dropped unheard (stale); one that was
+  finalised while being transcribed is still delivered, since its result is ready first. A slow CPU
   therefore loses partials first and the lag cannot grow without bound.
 """
 
@@ -106,9 +107,8 @@ class SttWorker:
                     self.partials_dropped += 1
                     continue
                 words = self.transcriber.transcribe(utt.audio)
-                if self._stale(utt):
-                    self.partials_dropped += 1
-                    continue
+                # A partial finalised while it was being transcribed still goes out: it is ready now,
+                # its final is not (the coach acts on a pause partial ~0.5 s before the final).
                 self.on_result(utt, words)
             except BaseException as exc:  # noqa: BLE001 - handed to the pipeline, which reports it
                 log.exception("STT worker failed")
