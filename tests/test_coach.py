@@ -4,6 +4,8 @@ These run the real analyzer and coach with the lexicon-only scorer (no model) so
 is checked in isolation; tests/test_scenarios.py checks them end to end on generated calls.
 """
 
+from dataclasses import replace
+
 from builders import final, later_final, metrics, pause_partial
 
 from monitor.analysis.hostility import HostilityScorer
@@ -146,3 +148,15 @@ def test_dismissed_nudge_clears_as_dismissed():
     (n,) = nudges(run(st, [final("customer", "I'll see you in court", 5.0)]))
     (c,) = st.dismiss(n.id, 6.0, 6.0)
     assert c.how == "dismissed" and c.followed is None
+
+
+def test_summarize_comes_while_a_long_fact_filled_turn_goes_on():
+    story = ("so on Tuesday the 14th of March at half past eight I was parked outside the shop on the high street "
+             "when a white van reversed into the front of my car and the driver gave me his name and his number "
+             "and then he drove off and the bumper is cracked and the headlight is broken and the garage says "
+             "it will cost about 600 pounds to fix")
+    st = stage()
+    growing = replace(pause_partial("customer", story, 16.0, 38.0), pause=False)  # a periodic partial, mid-turn
+    (n,) = nudges(run(st, [growing]), "summarize")
+    assert n.t == growing.t and n.evidence["facts"] >= 2
+    assert nudges(run(st, [later_final(growing)]), "summarize") == []  # one nudge for the turn

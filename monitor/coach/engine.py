@@ -124,7 +124,8 @@ class Coach:
                 if acked:
                     self._acknowledged.add(u.start)
                 out += acked
-            out += self._summarize(u, wall)
+        # A long turn full of facts: say so while it goes on (from partials), so the agent is ready when it ends.
+        out += self._summarize(u, wall)
         return out
 
     def on_metrics(self, m: Metrics, analyzer: Analyzer, wall: float) -> list[Event]:
@@ -192,7 +193,7 @@ class Coach:
 
     def _summarize(self, u: UtteranceAnalysis, wall: float) -> list[Event]:
         rule = self.cfg.summarize
-        # The turn so far plus this utterance; only a final adds it for good (its pause partial came first).
+        # The turn so far plus this utterance; only a final adds it for good (its partials came first).
         turn = {"s": self._turn["s"] + u.end - u.start, "words": self._turn["words"] + len(u.words),
                 "facts": self._turn["facts"] + u.facts}
         if u.final:
