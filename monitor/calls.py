@@ -13,11 +13,11 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .audio.source import FileSource, Pacer, roles_for
+from .audio.source import Pacer, roles_for
 from .config import Config, load_config
 from .errors import BadInput
 from .pipeline import Sink
-from .session import CallSession, load_scorer
+from .session import CallSession, load_scorer, open_file
 from .sinks import JsonlSink, Progress, TextSink
 
 BAD_INPUT = 2
@@ -37,14 +37,6 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def open_file(path: str | os.PathLike, cfg: Config, pacer: Pacer) -> tuple[FileSource, dict[str, int]]:
-    """A recording opened and checked, with its channels mapped to roles as configured."""
-    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-    source.use_roles(roles)
-    return source, roles
-
-
 def replay(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     if args.tui:
@@ -52,11 +44,9 @@ def replay(args: argparse.Namespace) -> int:
     speed = 1.0 if args.realtime else args.speed
     pacer = Pacer(speed)
     source, roles = open_file(args.file, cfg, pacer)
-    partials = cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and speed is not None)
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
     session = CallSession(
-        cfg, source, roles, [out, Progress(source.duration_s, quiet=args.quiet), *_outputs(args, cfg)],
-        partials=partials, source_name=source.description,
+        cfg, source, roles, [_printer(args.format), Progress(source.duration_s, quiet=args.quiet), *_outputs(args, cfg)],
+        partials=_partials(cfg, paced=speed is not None), source_name=source.description,
     )
     return _finish(session)
 
@@ -74,7 +64,7 @@ def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
-        return CallSession(cfg, source, roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
+        return CallSession(cfg, source, roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 
     return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell)
@@ -88,7 +78,7 @@ def demo(args: argparse.Namespace) -> int:
     path = project_file("data/demo_call.flac")
     pacer = Pacer(args.speed)
     source, roles = open_file(path, cfg, pacer)
-    partials = cfg.stt.partials != "off"
+    partials = _partials(cfg, paced=True)
     if not args.no_tui and args.format is None and sys.stdout.isatty():
         from .tui.app import run_agent_tui
 
@@ -101,8 +91,18 @@ def demo(args: argparse.Namespace) -> int:
     seconds = (source.duration_s or 0) / args.speed
     print(f"callmon demo: {why}, so printing the transcript instead of the screen ({seconds:.0f} s at {args.speed:g}×)",
           file=sys.stderr)
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
-    return _finish(CallSession(cfg, source, roles, [out], partials=partials, source_name=f"file:{path.name}"))
+    return _finish(CallSession(cfg, source, roles, [_printer(args.format)], partials=partials,
+                               source_name=f"file:{path.name}"))
+
+
+def _partials(cfg: Config, paced: bool) -> bool:
+    """Whether partial transcripts are made: `stt.partials` on, or auto and the audio comes at its own pace."""
+    return cfg.stt.partials == "on" or (cfg.stt.partials == "auto" and paced)
+
+
+def _printer(fmt: str | None) -> Sink:
+    """The stdout sink for --format: every event as JSON lines, or the readable transcript."""
+    return JsonlSink() if fmt == "jsonl" else TextSink()
 
 
 def _finish(session: CallSession) -> int:
@@ -151,15 +151,14 @@ def live(args: argparse.Namespace) -> int:
 
     def make(sinks: list[Sink]) -> CallSession:
         source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
-        return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=cfg.stt.partials != "off",
+        return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 
     if not args.no_tui:
         from .tui.app import run_agent_tui
 
         return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell)
-    out = JsonlSink() if args.format == "jsonl" else TextSink()
-    return _finish(make([out]))
+    return _finish(make([_printer(args.format)]))
 
 
 def _link_of(outputs: list[Sink]) -> Callable[[], str] | None:

@@ -8,10 +8,11 @@ moment) enter the event stream here too, stamped in call time.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 
 from .analysis.hostility import HostilityScorer
-from .audio.source import AudioBlock
+from .audio.source import AudioBlock, FileSource, Pacer, roles_for
 from .coach.stage import CoachingStage
 from .config import Config, ConfigError
 from .events import Bookmark, CallEnded, SupervisorRequested
@@ -31,6 +32,14 @@ def load_scorer(cfg: Config) -> HostilityScorer:
             f"analysis.hostility_model {cfg.analysis.hostility_model!r} cannot be loaded ({exc}); "
             'set it to the shipped "models/hostility" or "" for the lexicon alone'
         ) from None
+
+
+def open_file(path: str | os.PathLike, cfg: Config, pacer: Pacer | None = None) -> tuple[FileSource, dict[str, int]]:
+    """A recording opened and checked, with its channels mapped to roles as configured."""
+    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
+    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+    source.use_roles(roles)
+    return source, roles
 
 
 class CallSession:

@@ -158,16 +158,13 @@ def _ingest_one(job: Job) -> Outcome:
         exc = _worker["init_error"]
         status = "bad" if isinstance(exc, BadInput) else "error"
         return Outcome(job.path, status, message=_one_line(exc), fatal=True)
-    from ..audio.source import FileSource, roles_for
     from ..pipeline import PipelineError
-    from ..session import CallSession
+    from ..session import CallSession, open_file
     from .archive import ArchiveSink
 
     cfg = _worker["cfg"]
     try:
-        source = FileSource(job.path, cfg.audio.block_ms * 16)
-        roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
-        source.use_roles(roles)
+        source, roles = open_file(job.path, cfg)
     except BadInput as exc:
         return Outcome(job.path, "bad", message=_one_line(exc))
     sink = ArchiveSink(
