@@ -141,6 +141,16 @@ class CallEnded(Event):
 
 
 @dataclass(frozen=True)
+class StreamEnded(Event):
+    """Inside the process only: the pipeline's audio is over. It carries what the pipeline owns (how
+    long the call was, how it ended); the coaching stage turns it into the `call.ended` summary."""
+
+    type: ClassVar[str] = "stream.ended"
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Status(Event):
     """The state of the audio source or a link: `state` is ok, overflow, lost, retrying or resumed.
 

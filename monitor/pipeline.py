@@ -20,7 +20,7 @@ from .audio.levels import LoudnessMeter
 from .audio.source import RATE, AudioBlock
 from .config import Config
 from .errors import PipelineError
-from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
+from .events import CallStarted, Event, Metrics, RoleMetrics, Status, StreamEnded, TranscriptFinal, TranscriptPartial, Word
 from .stt.model import RawWord
 from .stt.segmenter import Segmenter, Utterance
 from .stt.vad import StreamingVad
@@ -89,8 +89,8 @@ class Pipeline:
         """Ask `run` to end the call after the current block (safe from any thread)."""
         self._stop.set()
 
-    def run(self) -> CallEnded:
-        """Process the whole source; returns the `call.ended` event it emitted last."""
+    def run(self) -> StreamEnded:
+        """Process the whole source; returns the `StreamEnded` it emitted last (duration and error)."""
         cfg = self.cfg
         self._t0 = time.monotonic()
         states = {
@@ -153,14 +153,10 @@ class Pipeline:
             self._emit(m)
         if worker.error is not None:
             raise PipelineError(f"speech-to-text failed: {worker.error}")
-        talk = {r: st.talk_s for r, st in states.items()}
-        total = sum(talk.values())
-        ended = CallEnded(
-            self.call_id, self._t(self.position), self._wall(), duration=self._t(self.position), peak_heat=None,
-            nudges_raised=0, nudges_followed=0,
-            talk_ratio=round(talk["agent"] / total, 3) if total and "agent" in talk else None,
-            error=getattr(self.source, "error", None),
-        )
+        # The pipeline owns only how long the stream was and how it ended; the coaching stage, which
+        # knows the heat, the nudges and who talked, turns this into the `call.ended` summary.
+        t = self._t(self.position)
+        ended = StreamEnded(self.call_id, t, self._wall(), duration=t, error=getattr(self.source, "error", None))
         self._emit(ended)
         return ended
 

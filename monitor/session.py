@@ -15,7 +15,7 @@ from .analysis.hostility import HostilityScorer
 from .audio.source import AudioBlock, FileSource, Pacer, roles_for
 from .coach.stage import CoachingStage
 from .config import Config, ConfigError
-from .events import Bookmark, CallEnded, SupervisorRequested
+from .events import Bookmark, StreamEnded, SupervisorRequested
 from .pipeline import Pipeline, Sink, new_call_id
 from .stt.model import WhisperTranscriber
 from .stt.worker import Transcriber
@@ -66,8 +66,8 @@ class CallSession:
             partials=partials, source_name=source_name, call_id=self.call_id, stages=[self.coaching],
         )
 
-    def run(self) -> CallEnded:
-        """Run the call to its end; sinks with a `close()` are closed afterwards, even on failure."""
+    def run(self) -> StreamEnded:
+        """Run the call to its end (returns its duration and error); sinks with `close()` are closed, even on failure."""
         try:
             return self.pipeline.run()
         finally:

@@ -34,6 +34,9 @@ def test_insult_asks_for_a_boundary_and_repeated_abuse_for_the_supervisor():
     assert n.kind == "set_boundary" and n.severity == "warn"
     assert "useless" in n.evidence["quote"] and n.evidence["trigger_t"] == n.t
     assert "abus" in n.reason
+    # Abuse again before the agent has answered: the boundary was not set yet, so nothing more.
+    assert nudges(run(st, [final("customer", "you absolute clown", 12.0)])) == []
+    run(st, [final("agent", "I'm trying to help you here", 14.0)])  # the agent had their say
     out = run(st, [final("customer", "you're a total clown and you know it", 16.0)])
     assert [x.kind for x in nudges(out)] == ["call_supervisor"]
     assert nudges(out)[0].evidence["category"] == "abuse_after_boundary"

@@ -1,9 +1,15 @@
 """Rolling measures per role and the call's heat: pure, fed events in call-time order.
 
 `on_metrics` fills in what the acoustic stage could not know (loudness against the speaker's
-own baseline, pace, hostility, sentiment, heat, interruptions); `on_transcript` analyses one
-utterance (intent phrases with confident words, hostility) for the coach. No clocks, no I/O:
-replaying the same events gives the same numbers.
+own baseline, pace, hostility, sentiment, heat, interruptions, talk ratio); `on_transcript`
+analyses a final or a pause partial (intent phrases with confident words, hostility, whether it
+is a heated complaint or repeats one). After either, `snapshot()` is the frozen view the coach's
+rules read. Periodic partials are for display only and never reach the analyzer, so what it
+decides depends only on what every replay mode hears at the same call time. No clocks, no I/O.
+
+Loud and fast are judged twice: against the speaker's own baseline (voices, headsets and
+accents differ) and against sane absolute ranges for a phone line (a customer angry from the
+first word has an angry baseline; an agent racing from the start has a racing one).
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from ..config import AnalysisConfig
-from ..events import Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial, Word
+from ..events import Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial
 from .hostility import HostilityScorer
-from .lexicon import Match, normalise
+from .lexicon import normalise
 from .pace import PaceMeter
+from .snapshot import Interruption, RoleView, Snapshot, UtteranceAnalysis
 
 THREATS = ("legal_threat", "violent_threat")
+HOSTILE_INTENTS = frozenset({*THREATS, "manager_request", "insult", "profanity", "churn_threat", "exasperation"})
+HEATED_INTENTS = frozenset({"exasperation", "churn_threat", "profanity"})
+CALM_MIN_WORDS = 3  # a calm customer utterance this long ends the hostility hold ("ok" alone does not)
+_STOP = frozenset({"the", "a", "an", "i", "to", "and", "is", "it", "of", "my", "you", "that", "this", "s", "t", "m",
+                   "on", "for", "in"})
 _FACT = re.compile(
     r"\b(\d+|january|february|march|april|may|june|july|august|september|october|november|december|monday|tuesday"
     r"|wednesday|thursday|friday|saturday|sunday|pounds?|dollars?|euros?|quid|bucks|percent|order|reference|account"
@@ -27,32 +39,14 @@ _FACT = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class UtteranceAnalysis:
-    """What one transcript update says, for the coach: confident intent phrases and hostility."""
+@dataclass
+class _Turn:
+    s: float = 0.0
+    words: int = 0
+    facts: int = 0
 
-    role: str
-    final: bool
-    t: float
-    start: float
-    end: float
-    text: str
-    words: list[Word]
-    matches: list[Match]
-    hostility: float
-    model: float | None
-    facts: int
-    confidence: float
-    pause: bool = False  # a partial at a pause in the speaker's turn
-
-    @property
-    def categories(self) -> list[str]:
-        """The intent categories found, in order, once each."""
-        return list(dict.fromkeys(m.category for m in self.matches))
-
-    def quote(self, category: str) -> str:
-        """The words that matched `category`."""
-        return next((m.phrase for m in self.matches if m.category == category), "")
+    def plus(self, other: _Turn) -> _Turn:
+        return _Turn(self.s + other.s, self.words + other.words, self.facts + other.facts)
 
 
 @dataclass
@@ -62,13 +56,22 @@ class _Role:
     baseline: float | None = None
     recent: deque[float] = field(default_factory=deque)
     speech_s: float = 0.0
-    sentiment: float | None = None
+    talk_s: float = 0.0
+    speaking: bool = False
+    lufs: float | None = None
     above: float | None = None
+    agitation: float | None = None
+    sentiment: float | None = None
     pace_learning: list[float] = field(default_factory=list)
     pace_learnt_s: float = 0.0
     pace_base: float | None = None
+    wpm: float | None = None
+    sps: float | None = None
     fast: bool = False
-    latest_wpm: float | None = None
+    steady_s: float = 0.0
+    turn: _Turn = field(default_factory=_Turn)  # finished utterances of the current turn
+    pending: _Turn = field(default_factory=_Turn)  # the utterance a pause partial has heard so far
+    open_utt: tuple[float, int] | None = None  # (start, seq) of the utterance not yet final
 
 
 class Analyzer:
@@ -79,86 +82,161 @@ class Analyzer:
         self.scorer = scorer
         self.hop_s = hop_s
         self.roles: dict[str, _Role] = {}
+        self.t = 0.0
         self.heat = 0
         self.peak_heat = 0
-        self._heat_since = 0.0
+        self._below_since: float | None = None
         self._hostile: deque[tuple[float, float]] = deque()  # (t, score) of customer utterances
         self._intents: deque[tuple[float, str]] = deque()  # (t, category) of customer utterances
-        self._talk = {"agent": 0.0, "customer": 0.0}
+        self._complaints: deque[tuple[int, frozenset[str]]] = deque(maxlen=20)  # heated customer utterances' words
+        self._seq = 0
         self._customer_run = 0.0
         self._onset: tuple[float, float] | None = None  # (agent onset t, customer run before it)
-        self._was_speaking: dict[str, bool] = {}
+        self._was_agent = False
+        self.overlap = False
         self.interruptions = 0
-        self.interruption: tuple[float, float] | None = None  # confirmed (onset t, customer run), for the coach
+        self.interruption: Interruption | None = None  # confirmed on the latest metrics block
 
     def _role(self, role: str) -> _Role:
         if role not in self.roles:
             self.roles[role] = _Role(PaceMeter(self.cfg.pace_window_s, self.cfg.pace_min_words))
         return self.roles[role]
 
+    # -- the view the coach reads ----------------------------------------------------------
+
+    def snapshot(self, utterance: UtteranceAnalysis | None = None) -> Snapshot:
+        """The analysis now, frozen; roles the call has not shown are None."""
+        return Snapshot(
+            self.t, self.heat, self._view("agent"), self._view("customer"), self.overlap, self.interruption, utterance,
+        )
+
+    def _view(self, name: str) -> RoleView | None:
+        st = self.roles.get(name)
+        if st is None:
+            return None
+        turn = st.turn.plus(st.pending)
+        return RoleView(
+            speaking=st.speaking, lufs=st.lufs, above_db=st.above, agitation=st.agitation, loud=self._loud(st),
+            wpm=_r(st.wpm, 0), sps=_r(st.sps, 2), usual_wpm=_r(st.pace_base, 0), fast=st.fast,
+            steady_s=round(st.steady_s, 2), hostility=round(self.hostility(self.t), 3) if name == "customer" else 0.0,
+            turn_s=round(turn.s, 2), turn_words=turn.words, turn_facts=turn.facts,
+        )
+
+    def talk_ratio(self) -> float | None:
+        """The agent's share of the time anyone spoke; None unless both sides are heard (a mono call)."""
+        agent, customer = self.roles.get("agent"), self.roles.get("customer")
+        if agent is None or customer is None or agent.talk_s + customer.talk_s == 0:
+            return None
+        return round(agent.talk_s / (agent.talk_s + customer.talk_s), 3)
+
     # -- transcripts -------------------------------------------------------------------------
 
     def on_transcript(self, event: TranscriptPartial) -> UtteranceAnalysis:
-        """Analyse a partial or final; finals also feed pace, sentiment and the hostility window."""
+        """Analyse a final or a pause partial (never a periodic one: those are for display)."""
         final = isinstance(event, TranscriptFinal)
         st = self._role(event.role)
+        seq = self._utterance_seq(st, event.start, final)
         st.pace.add(event.words, final)
         self._learn_pace(st, final, event.end - event.start)
         probs = [w.p for w in event.words for _ in normalise(w.w).split()]
         confidence = statistics.fmean(w.p for w in event.words) if event.words else 0.0
-        # A pause partial holds the whole utterance so far, decoded as its final will be: trust it alike.
-        need = self.cfg.min_word_p if final or event.pause else self.cfg.partial_min_word_p
         matches = [
             m for m in self.scorer.lexicon.match(event.text, role=event.role)
-            if _mean(probs[m.first_word : m.last_word + 1], confidence) >= need
+            if _mean(probs[m.first_word : m.last_word + 1], confidence) >= self.cfg.min_word_p
         ]
+        categories = {m.category for m in matches}
         hostility, model = 0.0, None
         if event.role == "customer":
             result = self.scorer.score(event.text, matches)
             hostility, model = result.hostility, result.model
-        if final:
-            pos, neg = self.scorer.lexicon.valence(event.text)
-            st.sentiment = round(max(-1.0, min(1.0, (pos - neg) / (pos + neg + 1) - hostility)), 2)
-            if event.role == "customer":
-                self._hostile.append((event.t, hostility))
-                self._intents.extend((event.t, c) for c in dict.fromkeys(m.category for m in matches))
+        pos, neg = self.scorer.lexicon.valence(event.text)
         facts = len(_FACT.findall(normalise(event.text)))
+        this = _Turn(max(0.0, event.end - event.start), len(event.words), facts)
+        if final:
+            st.turn, st.pending, st.open_utt = st.turn.plus(this), _Turn(), None
+            st.sentiment = round(max(-1.0, min(1.0, (pos - neg) / (pos + neg + 1) - hostility)), 2)
+            for name, other in self.roles.items():
+                if name != event.role:  # the other side's turn is over once this one has spoken
+                    other.turn, other.pending = _Turn(), _Turn()
+        else:
+            st.pending = this
+        heated, repeat = False, 0.0
+        if event.role == "customer":
+            heated, repeat = self._complaint(seq, event.text, categories, hostility, st)
+            self._track_hostility(event.t, final, hostility, categories, len(event.words))
         return UtteranceAnalysis(
-            event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
-            round(hostility, 3), model, facts, round(confidence, 3), event.pause,
+            seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
+            round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2), neg > pos,
+            model is not None and model >= self.cfg.abusive,
         )
+
+    def _utterance_seq(self, st: _Role, start: float, final: bool) -> int:
+        """A pause partial and the final of the same utterance share one number."""
+        if st.open_utt is not None and st.open_utt[0] == start:
+            return st.open_utt[1]
+        self._seq += 1
+        if not final:
+            st.open_utt = (start, self._seq)
+        return self._seq
+
+    def _complaint(self, seq: int, text: str, categories: set[str], hostility: float, st: _Role) -> tuple[bool, float]:
+        """Whether this customer utterance is a heated complaint, and how much it repeats an earlier one."""
+        words = frozenset(normalise(text).split()) - _STOP
+        repeat = max((_overlap(words, c) for s, c in self._complaints if s != seq), default=0.0)
+        heated = bool(categories & HEATED_INTENTS) or hostility >= self.cfg.tense or self._loud(st)
+        if heated:
+            self._complaints.append((seq, words))
+        return heated, repeat
+
+    def _track_hostility(self, t: float, final: bool, hostility: float, categories: set[str], n_words: int) -> None:
+        if hostility < self.cfg.tense and not categories & HOSTILE_INTENTS and n_words >= CALM_MIN_WORDS:
+            # The customer spoke calmly: earlier hostility no longer describes them.
+            self._hostile.clear()
+            self._intents.clear()
+        if final:
+            self._hostile.append((t, hostility))
+            self._intents.extend((t, c) for c in sorted(categories & HOSTILE_INTENTS))
 
     # -- metrics -----------------------------------------------------------------------------
 
     def on_metrics(self, m: Metrics) -> Metrics:
         """The metrics event with every rolling measure filled in, and the heat updated."""
+        self.t = m.t
         roles = {}
         for name, rm in m.roles.items():
             st = self._role(name)
-            if rm.speaking and rm.loudness_lufs is not None and rm.loudness_lufs > -60.0:
-                self._learn_level(st, rm.loudness_lufs)
+            st.speaking = rm.speaking
+            if rm.agitation is not None:
+                st.agitation = rm.agitation
             if rm.speaking:
-                self._talk[name] = self._talk.get(name, 0.0) + self.hop_s
+                st.talk_s += self.hop_s
+                if rm.loudness_lufs is not None and rm.loudness_lufs > -60.0:
+                    self._learn_level(st, rm.loudness_lufs)
+                st.steady_s = 0.0 if (self._loud(st) or st.fast) else st.steady_s + self.hop_s
             wpm, sps = st.pace.pace()
             roles[name] = replace(
                 rm, loudness_above_baseline_db=st.above, pace_wpm=wpm, pace_sps=sps,
                 hostility=round(self.hostility(m.t), 3) if name == "customer" else None, sentiment=st.sentiment,
             )
+        self.overlap = m.overlap
         self._track_interruptions(m)
-        self._update_heat(m.t, roles.get("customer"))
-        total = sum(self._talk.values())
-        return replace(
-            m, roles=roles, heat=self.heat, interruptions=self.interruptions,
-            talk_ratio=round(self._talk["agent"] / total, 3) if total else None,
-        )
+        self._update_heat(m.t)
+        return replace(m, roles=roles, heat=self.heat, interruptions=self.interruptions, talk_ratio=self.talk_ratio())
 
     def _learn_pace(self, st: _Role, final: bool, duration: float) -> None:
-        """Fast means faster than the speaker's own usual pace (learnt like the loudness baseline)."""
+        """Fast: faster than the speaker's own usual pace (learnt like the loudness baseline), or than the sane range."""
         cfg = self.cfg
         # Judge this utterance against the usual pace before it joins what is usual.
-        wpm = st.latest_wpm = st.pace.latest_wpm()
-        st.fast = wpm is not None and st.pace_base is not None and wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * st.pace_base)
-        rough = st.pace.latest_wpm(min_words=cfg.pace_min_words)
+        st.wpm, st.sps = st.pace.latest()
+        usual = st.pace_base
+        relative = st.wpm is not None and usual is not None and st.wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * usual)
+        absolute = st.wpm is not None and (st.wpm >= cfg.fast_wpm or (st.sps or 0.0) >= cfg.fast_sps)
+        st.fast = relative or absolute
+        if st.fast:
+            st.steady_s = 0.0
+        elif final and st.wpm is not None and not self._loud(st):
+            st.steady_s = max(st.steady_s, duration)  # a whole calm utterance, now that its pace is known
+        rough, _ = st.pace.latest(min_words=cfg.pace_min_words)
         if final and rough is not None and st.pace_learnt_s < cfg.baseline_speech_s:
             st.pace_learning.append(rough)
             st.pace_learnt_s += duration
@@ -178,8 +256,18 @@ class Analyzer:
         elif st.baseline is not None and lufs - st.baseline < 3.0:
             # Follow calm speech slowly; raised speech never drags the baseline up.
             st.baseline += cfg.baseline_follow * self.hop_s * (lufs - st.baseline)
+        st.lufs = round(statistics.median(st.recent), 1)
         if st.baseline is not None:
-            st.above = round(statistics.median(st.recent) - st.baseline, 1)
+            st.above = round(st.lufs - st.baseline, 1)
+
+    def _loud(self, st: _Role) -> bool:
+        """Raised: against their own baseline or voice, or louder than speech on a phone line should be."""
+        cfg = self.cfg
+        return (
+            (st.above is not None and st.above >= cfg.loud_db)
+            or (st.agitation is not None and st.agitation >= cfg.agitated)
+            or (st.lufs is not None and st.speech_s >= cfg.baseline_min_speech_s and st.lufs >= cfg.loud_lufs)
+        )
 
     def hostility(self, t: float) -> float:
         """The customer's hostility now: recent utterances' scores, fading over `hostility_hold_s`."""
@@ -188,59 +276,63 @@ class Analyzer:
             self._hostile.popleft()
         return max((s * (1.0 - (t - ts) / hold) for ts, s in self._hostile), default=0.0)
 
-    def recent_intents(self, t: float) -> set[str]:
-        """Customer intent categories heard within the hostility hold."""
+    def _recent_intents(self, t: float) -> set[str]:
         while self._intents and t - self._intents[0][0] > self.cfg.hostility_hold_s:
             self._intents.popleft()
         return {c for _, c in self._intents}
 
-    def raised(self, rm: RoleMetrics) -> bool:
-        """Loud against their own baseline, or agitated against their own voice."""
-        cfg = self.cfg
-        loud = rm.loudness_above_baseline_db is not None and rm.loudness_above_baseline_db >= cfg.loud_db
-        return loud or (rm.agitation is not None and rm.agitation >= cfg.agitated)
-
-    def _update_heat(self, t: float, customer: RoleMetrics | None) -> None:
+    def _update_heat(self, t: float) -> None:
         cfg = self.cfg
         points = 0
+        customer = self.roles.get("customer")
         if customer is not None:
-            if self.raised(customer):
-                points += 1
-            if self._role("customer").fast:
-                points += 1
-            h = customer.hostility or 0.0
+            points += int(self._loud(customer)) + int(customer.fast)
+            h = self.hostility(t)
             points += 2 if h >= cfg.abusive else 1 if h >= cfg.tense else 0
-        intents = self.recent_intents(t)
+        intents = self._recent_intents(t)
         if intents & set(THREATS):
             points = 3
         elif "manager_request" in intents:
             points = max(points, 2)
         target = min(3, points)
-        if target > self.heat:
-            self.heat, self._heat_since = target, t
-        elif target < self.heat and t - self._heat_since >= cfg.heat_fall_s:
-            self.heat, self._heat_since = self.heat - 1, t
+        if target >= self.heat:
+            self.heat, self._below_since = target, None
+        elif self._below_since is None:
+            self._below_since = t
+        elif t - self._below_since >= cfg.heat_fall_s:
+            # Heat rises at once and falls once the customer has stayed calmer for a moment.
+            self.heat, self._below_since = target, None
         self.peak_heat = max(self.peak_heat, self.heat)
 
     def _track_interruptions(self, m: Metrics) -> None:
-        agent = m.roles.get("agent")
-        customer = m.roles.get("customer")
+        agent: RoleMetrics | None = m.roles.get("agent")
+        customer: RoleMetrics | None = m.roles.get("customer")
         self.interruption = None
         if agent is None or customer is None:
             return
-        was_agent = self._was_speaking.get("agent", False)
-        if agent.speaking and not was_agent and customer.speaking and self._customer_run >= self.cfg.interrupt_after_s:
+        if agent.speaking and not self._was_agent and customer.speaking and self._customer_run >= self.cfg.interrupt_after_s:
             self._onset = (m.t - self.hop_s, self._customer_run)
         if self._onset is not None:
             if not (agent.speaking and customer.speaking):
                 self._onset = None
             elif m.t - self._onset[0] >= self.cfg.overlap_min_s:
                 self.interruptions += 1
-                self.interruption = self._onset
+                self.interruption = Interruption(round(self._onset[0], 2), round(self._onset[1], 1))
                 self._onset = None
         self._customer_run = self._customer_run + self.hop_s if customer.speaking else 0.0
-        self._was_speaking = {"agent": agent.speaking, "customer": customer.speaking}
+        self._was_agent = agent.speaking
 
 
 def _mean(values: list[float], default: float) -> float:
     return statistics.fmean(values) if values else default
+
+
+def _r(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Share of the smaller utterance's content words that the other repeats."""
+    if len(a) < 3 or len(b) < 3:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))

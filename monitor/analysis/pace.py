@@ -59,13 +59,13 @@ class PaceMeter:
             while sum(s.duration for s in self._finals) - self._finals[0].duration > self.window_s:
                 self._finals.popleft()
 
-    def latest_wpm(self, min_words: int = 8) -> float | None:
-        """Pace of the utterance being spoken (or just finished), if it has `min_words` words:
-        a few words' timings are too rough to call someone fast."""
+    def latest(self, min_words: int = 8) -> tuple[float | None, float | None]:
+        """(wpm, syllables/s) of the utterance being spoken (or just finished), if it has `min_words`
+        words: a few words' timings are too rough to call someone fast."""
         span = self._partial or (self._finals[-1] if self._finals else None)
         if span is None or span.words < max(min_words, self.min_words):
-            return None
-        return 60.0 * span.words / span.duration
+            return None, None
+        return 60.0 * span.words / span.duration, span.syllables / span.duration
 
     def pace(self) -> tuple[float | None, float | None]:
         """(words per minute, syllables per second), or (None, None) with too few words."""
