@@ -28,9 +28,14 @@ def later_final(partial, text=None):
     return replace(f, t=partial.t + 0.5, wall=partial.wall + 0.5)
 
 
-def metrics(t, agent=(False, -70.0), customer=(False, -70.0)):
-    roles = {
-        "agent": RoleMetrics(loudness_lufs=agent[1], speaking=agent[0]),
-        "customer": RoleMetrics(loudness_lufs=customer[1], speaking=customer[0]),
-    }
-    return Metrics(CALL, round(t, 2), round(t, 2), roles, overlap=agent[0] and customer[0], silence_s=0.0)
+def metrics(t, agent=(False, -70.0), customer=(False, -70.0), roles=("agent", "customer")):
+    """One metrics block; `roles` names the sides the call has (("agent",) for an agent-only mono call)."""
+    given = {"agent": agent, "customer": customer}
+    ms = {r: RoleMetrics(loudness_lufs=given[r][1], speaking=given[r][0]) for r in roles}
+    overlap = len(ms) == 2 and all(m.speaking for m in ms.values())
+    return Metrics(CALL, round(t, 2), round(t, 2), ms, overlap=overlap, silence_s=0.0)
+
+
+def periodic_partial(role, text, start, end=None, p=0.9):
+    """A partial sent while the utterance grows (not at a pause): for display only."""
+    return replace(pause_partial(role, text, start, end, p), pause=False)

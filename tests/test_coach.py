@@ -1,17 +1,21 @@
 """The coach on scripted events: the right nudge, with its evidence, and how it clears.
 
 These run the real analyzer and coach with the lexicon-only scorer (no model) so each rule
-is checked in isolation; tests/test_scenarios.py checks them end to end on generated calls.
+is checked in isolation, and call single rules on snapshots built by hand;
+tests/test_scenarios.py checks them end to end on generated calls.
 """
 
 from dataclasses import replace
 
-from builders import final, later_final, metrics, pause_partial
+import pytest
+from builders import CALL, final, later_final, metrics, pause_partial, periodic_partial
 
 from monitor.analysis.hostility import HostilityScorer
+from monitor.analysis.snapshot import RoleView, Snapshot, UtteranceAnalysis
+from monitor.coach import rules
 from monitor.coach.stage import CoachingStage
-from monitor.config import load_config
-from monitor.events import Metrics, Nudge, NudgeCleared
+from monitor.config import CoachConfig, load_config
+from monitor.events import CallEnded, Metrics, Nudge, NudgeCleared, StreamEnded, SupervisorRequested
 
 
 def stage(**overrides):
@@ -153,13 +157,194 @@ def test_dismissed_nudge_clears_as_dismissed():
     assert c.how == "dismissed" and c.followed is None
 
 
-def test_summarize_comes_while_a_long_fact_filled_turn_goes_on():
+def test_summarize_comes_at_a_pause_while_a_long_fact_filled_turn_goes_on():
     story = ("so on Tuesday the 14th of March at half past eight I was parked outside the shop on the high street "
              "when a white van reversed into the front of my car and the driver gave me his name and his number "
              "and then he drove off and the bumper is cracked and the headlight is broken and the garage says "
              "it will cost about 600 pounds to fix")
     st = stage()
-    growing = replace(pause_partial("customer", story, 16.0, 38.0), pause=False)  # a periodic partial, mid-turn
-    (n,) = nudges(run(st, [growing]), "summarize")
-    assert n.t == growing.t and n.evidence["facts"] >= 2
-    assert nudges(run(st, [later_final(growing)]), "summarize") == []  # one nudge for the turn
+    at_pause = pause_partial("customer", story, 16.0, 38.0)  # the customer pauses mid-turn
+    (n,) = nudges(run(st, [at_pause]), "summarize")
+    assert n.t == at_pause.t and n.evidence["facts"] >= 2
+    assert nudges(run(st, [later_final(at_pause)]), "summarize") == []  # one nudge for the turn
+
+
+# -- the contract: periodic partials are for display only ---------------------------------------
+
+
+def test_periodic_partials_neither_raise_nor_change_what_the_coach_decides():
+    words = [
+        ("customer", "you are a useless idiot and I want your manager", 10.0),
+        ("agent", "sorry but that's not my fault, it was another department", 14.0),
+    ]
+    with_partials, without = stage(), stage()
+    out = run(with_partials, [periodic_partial(role, text, t) for role, text, t in words])
+    assert nudges(out) == [] and all(not isinstance(e, NudgeCleared) for e in out)
+    assert with_partials.analyzer.snapshot() == without.analyzer.snapshot()
+    # What follows is judged exactly as if the partials had never come.
+    follow = [final(role, text, t) for role, text, t in words] + [metrics(20.0 + i / 10) for i in range(300)]
+    assert [_strip(e) for e in run(with_partials, follow)] == [_strip(e) for e in run(without, follow)]
+
+
+def test_a_periodic_partial_does_not_clear_a_nudge():
+    st = stage()
+    (n,) = nudges(run(st, [final("customer", "this is the third time I have called about this and nothing works", 8.0)]))
+    out = run(st, [periodic_partial("agent", "I understand, that sounds really frustrating", 12.0, 14.0)])
+    assert not [e for e in out if isinstance(e, NudgeCleared)]
+    out = run(st, [pause_partial("agent", "I understand, that sounds really frustrating", 12.0, 14.0)])
+    assert [(e.id, e.how) for e in out if isinstance(e, NudgeCleared)] == [(n.id, "resolved")]
+
+
+def test_decisions_do_not_depend_on_the_wall_clock():
+    events = [final("customer", "this is ridiculous, I have called five times", 5.0),
+              *[metrics(7.0 + i / 10, agent=(True, -20.0)) for i in range(30)],
+              final("agent", "please calm down", 9.0)]
+    late = [replace(e, wall=e.wall + 3.7 * i) for i, e in enumerate(events)]  # a busy machine: same call times
+    assert [_strip(e) for e in run(stage(), events)] == [_strip(e) for e in run(stage(), late)]
+
+
+def _strip(event):
+    return replace(event, wall=0.0)
+
+
+# -- missing roles are normal -------------------------------------------------------------------
+
+
+def test_an_agent_only_mono_call_is_coached_on_what_it_has():
+    st = stage(**{"audio.mono_role": "agent"})
+    events = [metrics(i / 10, agent=(True, -24.0), roles=("agent",)) for i in range(60)]
+    events.append(final("agent", "right so what I will do now is quickly check the account and get this sorted today", 6.0, 8.0))
+    events += [metrics(8.0 + i / 10, agent=(True, -24.0), roles=("agent",)) for i in range(20)]
+    events.append(final("agent", "I guarantee it will be fixed today", 11.0))
+    out = run(st, events)
+    assert [n.kind for n in nudges(out)] == ["keep_promises"]  # no customer: no slow_down, no crash
+    assert all(e.talk_ratio is None for e in out if isinstance(e, Metrics)), "a talk ratio needs both sides"
+    (ended,) = [e for e in run(st, [StreamEnded(CALL, 12.0, 12.0, duration=12.0)]) if isinstance(e, CallEnded)]
+    assert ended.talk_ratio is None and ended.nudges_raised == 1
+
+
+def test_rules_do_not_apply_without_the_role_they_need():
+    snap = Snapshot(5.0, 3, agent=RoleView(speaking=True, loud=True, fast=True, wpm=300.0))
+    for spec in rules.RULES:
+        assert spec.judge(snap, _memory(), getattr(CoachConfig(), spec.kind)) == []
+
+
+# -- the call summary has one owner -------------------------------------------------------------
+
+
+def test_the_coaching_stage_builds_call_ended_from_what_each_owner_knows():
+    st = stage()
+    events = [metrics(i / 10, agent=(i < 30, -24.0), customer=(i >= 30, -24.0)) for i in range(40)]
+    events.append(final("customer", "I want to speak to your manager", 4.0))
+    events += [metrics(4.0 + i / 10) for i in range(1, 10)]
+    out = run(st, events + [StreamEnded(CALL, 5.0, 5.1, duration=5.0, error="cut short at 5.0 s")])
+    ended = out[-1]
+    assert isinstance(ended, CallEnded) and ended.type == "call.ended"
+    assert (ended.duration, ended.error, ended.peak_heat, ended.nudges_raised) == (5.0, "cut short at 5.0 s", 2, 1)
+    assert ended.talk_ratio == pytest.approx(0.75)  # 3 s of agent speech, 1 s of customer speech
+    assert any(isinstance(e, NudgeCleared) and e.how == "expired" for e in out[:-1])  # closed before the summary
+
+
+# -- absolute yardsticks, heat, clearing --------------------------------------------------------
+
+
+def test_a_customer_loud_from_the_first_word_heats_the_call():
+    st = stage()
+    out = run(st, [metrics(i / 10, customer=(True, -10.0)) for i in range(60)])  # shouting from the start
+    last = [e for e in out if isinstance(e, Metrics)][-1]
+    assert last.roles["customer"].loudness_above_baseline_db == 0.0  # their own baseline is the shout...
+    assert last.heat >= 1  # ...but no phone line carries calm speech at -10 LUFS
+
+
+def test_an_agent_racing_from_the_start_is_told_to_slow_down_when_the_customer_is_heated():
+    st = stage()
+    run(st, [final("customer", "this is absolutely ridiculous, I have been waiting for weeks", 1.0)])
+    run(st, [metrics(i / 10, customer=(True, -12.0)) for i in range(1, 40)])
+    # The agent's first words, about 280 wpm: no usual pace of their own to compare with yet.
+    fast = final("agent", "right okay so let me just quickly pull up the account and see what is going on there", 5.0, 8.6)
+    (n,) = nudges(run(st, [fast]), "slow_down")
+    assert n.evidence["agent_wpm"] >= 240 and "wpm" in n.reason
+
+
+def test_slow_down_rule_on_a_hand_built_snapshot():
+    hot = RoleView(speaking=False, loud=True, lufs=-11.0)
+    agent = RoleView(speaking=True, wpm=260.0, fast=True)
+    said = _utterance("agent", "so yes we can look at that now and get it done", seq=4)
+    (want,) = rules.slow_down(Snapshot(9.0, 1, agent, hot, utterance=said), _memory(), CoachConfig().slow_down)
+    assert isinstance(want, rules.Raise) and want.evidence["agent_wpm"] == 260.0
+    # The same agent answering a calm customer: nothing to say.
+    calm = RoleView(speaking=False, lufs=-24.0)
+    assert rules.slow_down(Snapshot(9.0, 0, agent, calm, utterance=said), _memory(), CoachConfig().slow_down) == []
+
+
+def test_heat_falls_within_a_few_seconds_once_the_customer_is_calm():
+    st = stage()
+    run(st, [final("customer", "you people are useless and I will see you in court", 2.0)])
+    out = run(st, [metrics(5.0 + i / 10) for i in range(20)])
+    assert [e for e in out if isinstance(e, Metrics)][-1].heat == 3
+    run(st, [final("customer", "okay thank you, that would be great", 8.0)])
+    out = run(st, [metrics(10.5 + i / 10) for i in range(60)])
+    calm_at = next(e.t for e in out if isinstance(e, Metrics) and e.heat == 0)
+    assert calm_at - 10.5 <= 4.0, f"heat fell to calm only at {calm_at}"
+
+
+def test_slow_down_clears_once_the_customer_is_calm():
+    st = stage()
+    run(st, [metrics(i / 10, customer=(True, -26.0)) for i in range(60)])
+    run(st, [metrics(6 + i / 10, agent=(True, -26.0)) for i in range(60)])
+    run(st, [metrics(12 + i / 10, customer=(True, -17.0)) for i in range(30)])
+    (n,) = nudges(run(st, [metrics(15 + i / 10, agent=(True, -19.0)) for i in range(10)]), "slow_down")
+    run(st, [metrics(16 + i / 10) for i in range(5)])
+    # The customer speaks calmly again; the agent has not said a word since.
+    out = run(st, [metrics(16.5 + i / 10, customer=(True, -26.0)) for i in range(40)])
+    out += run(st, [final("customer", "okay, that is fine, thank you for sorting it", 16.5, 20.5)])
+    out += run(st, [metrics(20.5 + i / 10) for i in range(50)])
+    (cleared,) = [e for e in out if isinstance(e, NudgeCleared)]
+    assert (cleared.id, cleared.how) == (n.id, "resolved") and cleared.t < 26.0
+
+
+def test_call_supervisor_clears_when_the_agent_brings_the_supervisor_in():
+    st = stage()
+    (n,) = nudges(run(st, [final("customer", "I want to speak to your manager", 5.0)]))
+    out = st(SupervisorRequested(CALL, 8.0, 8.0))
+    assert isinstance(out[0], SupervisorRequested)
+    (cleared,) = [e for e in out if isinstance(e, NudgeCleared)]
+    assert (cleared.id, cleared.how, cleared.followed) == (n.id, "resolved", True)
+    # Asking again while the supervisor is on the way raises nothing new...
+    out = run(st, [metrics(8.0 + i / 10) for i in range(700)] + [final("customer", "where is this manager then", 80.0)])
+    assert nudges(out, "call_supervisor") == []
+    # ...but a threat of violence always does.
+    assert nudges(run(st, [final("customer", "I know where you work", 90.0)]), "call_supervisor")
+
+
+def test_saying_the_handoff_clears_call_supervisor():
+    st = stage()
+    (n,) = nudges(run(st, [final("customer", "I'll see you in court", 5.0)]))
+    out = run(st, [final("agent", "I'm going to ask my supervisor to join us", 7.0)])
+    assert [(e.id, e.how) for e in out if isinstance(e, NudgeCleared)] == [(n.id, "resolved")]
+
+
+@pytest.mark.parametrize("text", [
+    "are you kidding me, this bloody website has logged me out again",
+    "oh for crying out loud, your damn app is useless",
+    "you know what, this whole service is a joke",
+])
+def test_exasperation_at_the_company_is_not_abuse_of_the_agent(text):
+    assert nudges(run(stage(), [final("customer", text, 5.0)]), "set_boundary") == []
+
+
+def test_a_long_vented_complaint_gets_acknowledged():
+    vent = ("so the engineer was meant to come on Monday and nobody turned up and then I waited in all day Tuesday "
+            "as well and now the router is not working and I am losing money every day")
+    (n,) = nudges(run(stage(), [final("customer", vent, 5.0, 15.0)]), "acknowledge")
+    assert "long complaint" in n.reason
+
+
+def _memory(**kw):
+    base = {"open": {}, "raised_from": frozenset(), "boundary_seq": None, "supervisor_in": False}
+    return rules.Memory(**{**base, **kw})
+
+
+def _utterance(role, text, seq):
+    f = final(role, text, 5.0)
+    return UtteranceAnalysis(seq, role, True, f.t, f.start, f.end, text, f.words, [], 0.0, None, 0, 0.9)

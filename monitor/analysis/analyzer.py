@@ -32,6 +32,8 @@ HEATED_INTENTS = frozenset({"exasperation", "churn_threat", "profanity"})
 CALM_MIN_WORDS = 3  # a calm customer utterance this long ends the hostility hold ("ok" alone does not)
 _STOP = frozenset({"the", "a", "an", "i", "to", "and", "is", "it", "of", "my", "you", "that", "this", "s", "t", "m",
                    "on", "for", "in"})
+# Denials count towards a complaint's negativity: "nobody turned up", "it's not working".
+_NEGATION = re.compile(r"\b(not|no|nobody|nothing|never|didn t|don t|doesn t|won t|can t|cannot|isn t|wasn t|haven t|hasn t)\b")
 _FACT = re.compile(
     r"\b(\d+|january|february|march|april|may|june|july|august|september|october|november|december|monday|tuesday"
     r"|wednesday|thursday|friday|saturday|sunday|pounds?|dollars?|euros?|quid|bucks|percent|order|reference|account"
@@ -166,7 +168,8 @@ class Analyzer:
             self._track_hostility(event.t, final, hostility, categories, len(event.words))
         return UtteranceAnalysis(
             seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
-            round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2), neg > pos,
+            round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2),
+            neg + len(_NEGATION.findall(normalise(event.text))) - pos >= 2,
             model is not None and model >= self.cfg.abusive,
         )
 

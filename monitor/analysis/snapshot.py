@@ -57,7 +57,7 @@ class UtteranceAnalysis:
     confidence: float
     heated: bool = False  # a heated complaint: exasperation, churn, swearing, hostile wording or a raised voice
     repeat: float = 0.0  # word overlap with an earlier heated complaint of the customer's (0..1)
-    negative: bool = False  # more negative than positive words
+    negative: bool = False  # negative words and denials outnumber positive words by 2 or more
     model_abusive: bool = False  # the text model scores it at or above `analysis.abusive`
 
     @property
