@@ -213,7 +213,34 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for section in sections:
             node = node.setdefault(section, {})
         node[key] = value
-    return _build(Config, merged, "")
+    cfg = _build(Config, merged, "")
+    _check_order(cfg)
+    return cfg
+
+
+# Settings that only make sense in this order, each strictly below the next.
+ORDERED = (
+    ("analysis.tense", "analysis.hostile", "analysis.abusive"),
+    ("vad.neg_threshold", "vad.threshold"),
+    ("vad.end_partial_ms", "vad.min_silence_ms"),
+    ("analysis.baseline_min_speech_s", "analysis.baseline_speech_s"),
+    ("analysis.fast_min_wpm", "analysis.fast_wpm"),
+)
+
+
+def _check_order(cfg: Config) -> None:
+    """Thresholds that must be ordered (tense < hostile < abusive, a negative threshold below its positive)."""
+    for keys in ORDERED:
+        values = [_get(cfg, key) for key in keys]
+        if any(not a < b for a, b in zip(values, values[1:], strict=False)):
+            got = ", ".join(f"{k} = {v!r}" for k, v in zip(keys, values, strict=True))
+            raise ConfigError(f"config keys {' < '.join(keys)} must be in that order; got {got}")
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -228,6 +255,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; give a TOML file like config/default.toml") from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables recursively: thousands of levels exhaust the stack.
+        raise ConfigError(f"config file {path} is nested too deeply to be a callmon config; "
+                          "give a TOML file like config/default.toml") from None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any], source: str) -> None:
