@@ -7,12 +7,7 @@ import time
 from typing import TextIO
 
 from .events import CallEnded, CallStarted, Event, Metrics, Nudge, NudgeCleared, TranscriptFinal
-
-
-def clock(seconds: float) -> str:
-    """Call time as mm:ss.s."""
-    minutes, sec = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{sec:04.1f}"
+from .vocab import clock
 
 
 class JsonlSink:

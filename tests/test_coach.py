@@ -5,7 +5,7 @@ is checked in isolation, and call single rules on snapshots built by hand;
 tests/test_scenarios.py checks them end to end on generated calls.
 """
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 from builders import CALL, final, later_final, metrics, pause_partial, periodic_partial
@@ -16,6 +16,7 @@ from monitor.coach import rules
 from monitor.coach.stage import CoachingStage
 from monitor.config import CoachConfig, load_config
 from monitor.events import CallEnded, Metrics, Nudge, NudgeCleared, StreamEnded, SupervisorRequested
+from monitor.vocab import KINDS
 
 
 def stage(**overrides):
@@ -348,3 +349,8 @@ def _memory(**kw):
 def _utterance(role, text, seq):
     f = final(role, text, 5.0)
     return UtteranceAnalysis(seq, role, True, f.t, f.start, f.end, text, f.words, [], 0.0, None, 0, 0.9)
+
+
+def test_one_rule_per_kind_each_with_its_config_section():
+    assert sorted(spec.kind for spec in rules.RULES) == sorted(KINDS)
+    assert {f.name for f in fields(CoachConfig)} == set(KINDS)

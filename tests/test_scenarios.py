@@ -33,12 +33,13 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, callmon
 
+from monitor.vocab import CORE_KINDS as CORE
+from monitor.vocab import KINDS
+
 CALLS_DIR = FIXTURES / "calls"
 SPECS_DIR = FIXTURES / "specs"
 MANIFESTS = sorted(CALLS_DIR.glob("scn_*.json"))
 
-CORE = ("slow_down", "acknowledge", "set_boundary", "call_supervisor")
-KINDS = CORE + ("let_them_finish", "avoid_blame", "apologize_well", "keep_promises", "summarize")
 AGENT_KINDS = {"let_them_finish", "avoid_blame", "apologize_well", "keep_promises"}  # the agent's turn triggers
 WITHIN_S = {kind: 6.0 if kind in ("acknowledge", "slow_down", "summarize") else 4.0 for kind in KINDS}
 EARLY_S = 0.5  # a nudge may come this much before the trigger turn's end (decided on partial speech)

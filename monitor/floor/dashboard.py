@@ -22,6 +22,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
 
 from ..errors import BadInput
+from ..vocab import HEAT_WORDS, mmss
 from .client import (
     Alert,
     AlertClock,
@@ -44,7 +45,6 @@ REDRAW_S = 0.1  # at most ten redraws a second, however busy the floor
 MAX_ALERT_LINES = 3
 LAST_LINE_CHARS = 60
 
-HEAT_WORDS = ("calm", "tense", "heated", "CRITICAL")
 HEAT_MARKS = ("·  ", "▲  ", "▲▲ ", "▲▲▲")
 HEAT_STYLES = ("green", "yellow", "bold dark_orange", "bold white on red")
 SEVERITY_STYLES = {"info": "cyan", "warn": "bold yellow", "critical": "bold white on red"}
@@ -89,14 +89,8 @@ def heat_text(call: Call) -> Text:
     if call.get("heat") is None:
         return Text("-   --", style="dim")
     level = min(3, max(0, heat_of(call)))
-    return Text(f"{HEAT_MARKS[level]} {HEAT_WORDS[level]}", style=HEAT_STYLES[level])
-
-
-def mmss(seconds: float) -> str:
-    """62.4 → '01:02'; an hour or more → '1:02:03'."""
-    whole = int(max(0.0, seconds))
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+    word = HEAT_WORDS[level].upper() if level == 3 else HEAT_WORDS[level]
+    return Text(f"{HEAT_MARKS[level]} {word}", style=HEAT_STYLES[level])
 
 
 def _fmt(value: Any, pattern: str) -> str:

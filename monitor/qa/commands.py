@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ..errors import BadInput
-from .scorecard import KINDS
+from ..vocab import KINDS
 
 FILTERS_HELP = "calls from --since to --until (UTC days, inclusive), of --agent, with peak heat >= --min-heat, with a --kind nudge"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import BadInput
+from ..vocab import mmss as _duration
 from .archive import connect, delete_call, find_by_hash, transaction
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -308,12 +309,6 @@ class ProgressLine:
         if self.live:
             self.err.write("\r\033[K")
             self.err.flush()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _worker_threads(cfg_threads: int, workers: int) -> int:

@@ -14,8 +14,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..vocab import HEAT_WORDS as HEAT_NAMES
+from ..vocab import KINDS
 from .queries import CallDetail, Segment
-from .scorecard import HEAT_NAMES, KINDS
 from .text import heat_name, mmss, scorecard_lines, source_name
 
 KIND_COLOURS = {

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..vocab import KINDS
 from .timeline import MetricPoint
 
 WINDOW_S = 30.0  # "heat in the 30 s before vs after each nudge"
-
-KINDS = (
-    "slow_down", "acknowledge", "set_boundary", "call_supervisor", "let_them_finish", "avoid_blame",
-    "apologize_well", "keep_promises", "summarize",
-)
-HEAT_NAMES = ("calm", "tense", "heated", "critical")
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,13 @@ import textwrap
 from pathlib import PurePath
 from typing import TextIO
 
+from ..vocab import HEAT_WORDS as HEAT_NAMES
+from ..vocab import KINDS, mmss
+from ..vocab import clock as _clock
 from .queries import CallDetail, CallInfo, Hit
-from .scorecard import HEAT_NAMES, KINDS, Scorecard
+from .scorecard import Scorecard
 
 WIDTH = 80
-
-
-def mmss(seconds: float | None) -> str:
-    """Call time as mm:ss."""
-    if seconds is None:
-        return "--:--"
-    minutes, sec = divmod(int(round(max(0.0, seconds))), 60)
-    return f"{minutes:02d}:{sec:02d}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, sec = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{sec:04.1f}"
 
 
 def _cut(text: str, width: int) -> str:

@@ -26,7 +26,7 @@ from textual.widgets import Footer
 from ..audio.source import Pacer
 from ..events import CallEnded, Nudge, NudgeCleared, TranscriptFinal, TranscriptPartial
 from ..pipeline import Sink
-from ..sinks import clock
+from ..vocab import clock
 from .banner import NudgeBanner, most_pressing
 from .feed import Batch, EventFeed
 from .keys import BINDINGS, HelpScreen

@@ -12,18 +12,10 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..events import CallEnded, Nudge
-from ..sinks import clock
+from ..vocab import clock, heat_word
 
 SEVERITY_LABEL = {"info": "i INFO", "warn": "! WARN", "critical": "▲ CRITICAL"}
 SEVERITY_RANK = {"info": 0, "warn": 1, "critical": 2}
-HEAT_WORDS = ("calm", "tense", "heated", "critical")
-
-
-def heat_word(heat: int | None) -> str:
-    """The heat level as the word the agent reads."""
-    if heat is None:
-        return "—"
-    return HEAT_WORDS[max(0, min(3, heat))]
 
 
 def split_message(message: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ..events import Metrics
-from .banner import heat_word
+from ..vocab import heat_word
 from .feed import HISTORY_S
 
 SPARK = " ▁▂▃▄▅▆▇█"

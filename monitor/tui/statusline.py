@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.widgets import Static
 
-from ..sinks import clock
+from ..vocab import clock
 
 
 @dataclass

@@ -14,7 +14,7 @@ from textual.widgets import RichLog, Static
 
 from ..analysis.lexicon import default_lexicon, normalise
 from ..events import Bookmark, CallStarted, Event, Nudge, NudgeCleared, Status, SupervisorRequested, TranscriptPartial
-from ..sinks import clock
+from ..vocab import clock
 from .banner import SEVERITY_LABEL
 
 # Said at the agent: marked loudest. The rest of the customer's intent categories (manager request,
