@@ -1,9 +1,15 @@
 """The shipped hostility model: hostile utterances score above civil ones; held-out OLID macro-F1 holds."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from monitor.analysis.hostility_model import HostilityModel, normalise, olid_split
+from monitor.analysis.hostility_model import HostilityModel, normalise
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from hostility_data import olid_split, score_many  # noqa: E402  (evaluation helpers live with the scripts)
 
 # documented in models/hostility/README.md; the test fails if a retrained model falls below it
 DOCUMENTED_HELDOUT_MACRO_F1 = 0.771
@@ -28,8 +34,8 @@ def model():
 
 
 def test_hostile_scores_above_civil(model):
-    hostile = model.score_many(HOSTILE)
-    civil = model.score_many(CIVIL)
+    hostile = score_many(model, HOSTILE)
+    civil = score_many(model, CIVIL)
     assert min(hostile) > max(civil), (hostile, civil)
     for text in HOSTILE[:2]:
         assert model.score(text) >= model.threshold, text
@@ -38,7 +44,7 @@ def test_hostile_scores_above_civil(model):
 
 
 def test_scores_are_probabilities(model):
-    scores = model.score_many([*HOSTILE, *CIVIL, "", "   ", "😀", "a" * 2000])
+    scores = score_many(model, [*HOSTILE, *CIVIL, "", "   ", "😀", "a" * 2000])
     assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
     assert model.score(HOSTILE[0]) == pytest.approx(scores[0])
 
@@ -50,7 +56,7 @@ def test_normalise_matches_spoken_transcripts():
 
 def test_heldout_olid_macro_f1(model, shared_data):
     _, _, held_t, held_y = olid_split(shared_data)
-    pred = np.array(model.score_many(held_t)) >= model.threshold
+    pred = np.array(score_many(model, held_t)) >= model.threshold
     f1s = []
     for c in (False, True):
         tp = np.sum((pred == c) & (held_y == c))

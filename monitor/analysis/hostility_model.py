@@ -15,7 +15,6 @@ the text is lowercased.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import unicodedata
@@ -56,38 +55,6 @@ def normalise(text: str) -> str:
     for pattern, repl in _CENSORED:
         t = pattern.sub(repl, t)
     return " ".join(_SPELLING.get(w, w) for w in _TOKEN.findall(t))
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation data helpers (used by scripts/train-hostility, scripts/eval-hostility and the tests)
-
-
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of the held-out part: `fraction` of each class, chosen with a seeded RNG."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(labels), dtype=bool)
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        rng.shuffle(idx)
-        held[idx[: int(round(fraction * len(idx)))]] = True
-    return held
-
-
-def load_olid(path: Path) -> tuple[list[str], np.ndarray]:
-    """Tweets and subtask-A labels (1 = OFF) from olid-training-v1.0.tsv."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [r["tweet"] for r in rows], np.array([r["subtask_a"] == "OFF" for r in rows], dtype=np.int64)
-
-
-def olid_split(data_dir: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """The fixed split of OLID training data: 80 % fit, 20 % held out (stratified, seed 13)."""
-    texts, labels = load_olid(Path(data_dir) / "text" / "olid" / "olid-training-v1.0.tsv")
-    held = stratified_split(labels, 0.2, seed=13)
-    fit_t = [t for t, h in zip(texts, held, strict=True) if not h]
-    held_t = [t for t, h in zip(texts, held, strict=True) if h]
-    return fit_t, labels[~held], held_t, labels[held]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,11 +101,3 @@ class HostilityModel:
         """Probability (0..1) that the utterance is offensive/hostile."""
         ids = np.array([self._tokenizer.encode(normalise(text)).ids], dtype=np.int64)
         return float(np.clip(self._run(ids, np.ones_like(ids))[0], 0.0, 1.0))
-
-    def score_many(self, texts: list[str]) -> list[float]:
-        """`score` for each utterance, one at a time.
-
-        Deliberately not batched: dynamic int8 quantisation scales activations per call, so padding
-        a batch would shift scores slightly; one by one gives exactly what the monitor sees live.
-        """
-        return [self.score(t) for t in texts]
