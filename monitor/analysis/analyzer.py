@@ -70,6 +70,7 @@ class _Role:
     wpm: float | None = None
     sps: float | None = None
     fast: bool = False
+    racing: bool = False
     steady_s: float = 0.0
     turn: _Turn = field(default_factory=_Turn)  # finished utterances of the current turn
     pending: _Turn = field(default_factory=_Turn)  # the utterance a pause partial has heard so far
@@ -119,7 +120,7 @@ class Analyzer:
         turn = st.turn.plus(st.pending)
         return RoleView(
             speaking=st.speaking, lufs=st.lufs, above_db=st.above, agitation=st.agitation, loud=self._loud(st),
-            wpm=_r(st.wpm, 0), sps=_r(st.sps, 2), usual_wpm=_r(st.pace_base, 0), fast=st.fast,
+            wpm=_r(st.wpm, 0), sps=_r(st.sps, 2), usual_wpm=_r(st.pace_base, 0), fast=st.fast, racing=st.racing,
             steady_s=round(st.steady_s, 2), hostility=round(self.hostility(self.t), 3) if name == "customer" else 0.0,
             turn_s=round(turn.s, 2), turn_words=turn.words, turn_facts=turn.facts,
         )
@@ -233,8 +234,8 @@ class Analyzer:
         st.wpm, st.sps = st.pace.latest()
         usual = st.pace_base
         relative = st.wpm is not None and usual is not None and st.wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * usual)
-        absolute = st.wpm is not None and (st.wpm >= cfg.fast_wpm or (st.sps or 0.0) >= cfg.fast_sps)
-        st.fast = relative or absolute
+        st.racing = st.wpm is not None and (st.wpm >= cfg.fast_wpm or (st.sps or 0.0) >= cfg.fast_sps)
+        st.fast = relative or st.racing
         if st.fast:
             st.steady_s = 0.0
         elif final and st.wpm is not None and not self._loud(st):

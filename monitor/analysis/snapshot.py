@@ -27,6 +27,7 @@ class RoleView:
     sps: float | None = None  # syllables per second of that utterance
     usual_wpm: float | None = None  # their own usual pace, once learnt
     fast: bool = False  # faster than their usual pace, or than the sane range, on their latest utterance
+    racing: bool = False  # faster than the sane range whatever their usual pace (fast by any standard)
     steady_s: float = 0.0  # seconds of speech since they were last loud or fast
     hostility: float = 0.0  # recent hostility of their words, fading (customer only)
     turn_s: float = 0.0  # their current turn (since the other side last finished an utterance): speech seconds

@@ -181,7 +181,8 @@ def misstep(category: str) -> Rule:
 
 
 def slow_down(snap: Snapshot, mem: Memory, rule: SlowDownRule) -> list[Action]:
-    """The customer is heated and the agent answers loud or fast; over when the agent calms or the customer does."""
+    """The agent answers a heated customer loud or fast, or races by any standard; over when the agent
+    calms down, or the customer is calm and the agent no longer racing."""
     agent, customer = snap.agent, snap.customer
     if agent is None or customer is None:
         return []
@@ -190,13 +191,11 @@ def slow_down(snap: Snapshot, mem: Memory, rule: SlowDownRule) -> list[Action]:
     if "slow_down" in mem.open:
         if agent.steady_s >= rule.hold_s:
             return [Resolve()]
-        return [Resolve(followed=not (loud or agent.fast))] if calm_customer else []
-    if calm_customer:
-        return []
+        return [Resolve(followed=not (loud or agent.fast))] if calm_customer and not agent.racing else []
     # Loudness is heard while they speak; pace only once their words are transcribed.
     words_in = _said(snap, "agent") is not None
-    loud_now = loud and (agent.speaking or words_in)
-    fast_now = agent.fast and words_in
+    loud_now = loud and (agent.speaking or words_in) and not calm_customer
+    fast_now = words_in and (agent.racing or (agent.fast and not calm_customer))
     if not (loud_now or fast_now):
         return []
     mine = []
@@ -213,7 +212,8 @@ def slow_down(snap: Snapshot, mem: Memory, rule: SlowDownRule) -> list[Action]:
     if customer.fast:
         theirs.append(f"fast at {customer.wpm or 0:.0f} wpm")
     them = f", {', '.join(theirs)}" if theirs else ""
-    return [Raise(f"The customer is heated (heat {snap.heat}{them}) and {' and '.join(mine)}.", {
+    situation = "The customer is calm but" if calm_customer else f"The customer is heated (heat {snap.heat}{them}) and"
+    return [Raise(f"{situation} {' and '.join(mine)}.", {
         "heat": snap.heat, "customer_loud_db": customer.above_db, "customer_lufs": customer.lufs,
         "customer_wpm": customer.wpm, "agent_loud_db": agent.above_db, "agent_lufs": agent.lufs, "agent_wpm": agent.wpm,
     })]
