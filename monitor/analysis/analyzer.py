@@ -48,7 +48,7 @@ class _Turn:
     facts: int = 0
 
     def plus(self, other: _Turn) -> _Turn:
-        return _Turn(self.s + other.s, self.words + other.words, self.facts + other.facts)
+        return _Turn(round(self.s + other.s, 2), self.words + other.words, self.facts + other.facts)
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Analyzer:
         self.heat = 0
         self.peak_heat = 0
         self._below_since: float | None = None
+        self._hostility_now = 0.0  # the customer's hostility at `t`, computed once per event
         self._hostile: deque[tuple[float, float]] = deque()  # (t, score) of customer utterances
         self._intents: deque[tuple[float, str]] = deque()  # (t, category) of customer utterances
         self._complaints: deque[tuple[int, frozenset[str]]] = deque(maxlen=20)  # heated customer utterances' words
@@ -117,12 +118,12 @@ class Analyzer:
         st = self.roles.get(name)
         if st is None:
             return None
-        turn = st.turn.plus(st.pending)
+        turn = st.turn.plus(st.pending) if st.pending.words else st.turn
         return RoleView(
             speaking=st.speaking, lufs=st.lufs, above_db=st.above, agitation=st.agitation, loud=self._loud(st),
-            wpm=_r(st.wpm, 0), sps=_r(st.sps, 2), usual_wpm=_r(st.pace_base, 0), fast=st.fast, racing=st.racing,
-            steady_s=round(st.steady_s, 2), hostility=round(self.hostility(self.t), 3) if name == "customer" else 0.0,
-            turn_s=round(turn.s, 2), turn_words=turn.words, turn_facts=turn.facts,
+            wpm=st.wpm, sps=st.sps, usual_wpm=st.pace_base, fast=st.fast, racing=st.racing, steady_s=st.steady_s,
+            hostility=self._hostility_now if name == "customer" else 0.0,
+            turn_s=turn.s, turn_words=turn.words, turn_facts=turn.facts,
         )
 
     def talk_ratio(self) -> float | None:
@@ -167,6 +168,7 @@ class Analyzer:
         if event.role == "customer":
             heated, repeat = self._complaint(seq, event.text, categories, hostility, st)
             self._track_hostility(event.t, final, hostility, categories, len(event.words))
+            self._hostility_now = round(self.hostility(self.t), 3)
         return UtteranceAnalysis(
             seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
             round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2),
@@ -206,6 +208,7 @@ class Analyzer:
     def on_metrics(self, m: Metrics) -> Metrics:
         """The metrics event with every rolling measure filled in, and the heat updated."""
         self.t = m.t
+        self._hostility_now = round(self.hostility(m.t), 3)
         roles = {}
         for name, rm in m.roles.items():
             st = self._role(name)
@@ -216,11 +219,11 @@ class Analyzer:
                 st.talk_s += self.hop_s
                 if rm.loudness_lufs is not None and rm.loudness_lufs > -60.0:
                     self._learn_level(st, rm.loudness_lufs)
-                st.steady_s = 0.0 if (self._loud(st) or st.fast) else st.steady_s + self.hop_s
+                st.steady_s = 0.0 if (self._loud(st) or st.fast) else round(st.steady_s + self.hop_s, 2)
             wpm, sps = st.pace.pace()
             roles[name] = replace(
                 rm, loudness_above_baseline_db=st.above, pace_wpm=wpm, pace_sps=sps,
-                hostility=round(self.hostility(m.t), 3) if name == "customer" else None, sentiment=st.sentiment,
+                hostility=self._hostility_now if name == "customer" else None, sentiment=st.sentiment,
             )
         self.overlap = m.overlap
         self._track_interruptions(m)
@@ -231,7 +234,8 @@ class Analyzer:
         """Fast: faster than the speaker's own usual pace (learnt like the loudness baseline), or than the sane range."""
         cfg = self.cfg
         # Judge this utterance against the usual pace before it joins what is usual.
-        st.wpm, st.sps = st.pace.latest()
+        wpm, sps = st.pace.latest()
+        st.wpm, st.sps = _r(wpm, 0), _r(sps, 2)
         usual = st.pace_base
         relative = st.wpm is not None and usual is not None and st.wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * usual)
         st.racing = st.wpm is not None and (st.wpm >= cfg.fast_wpm or (st.sps or 0.0) >= cfg.fast_sps)
@@ -291,7 +295,7 @@ class Analyzer:
         customer = self.roles.get("customer")
         if customer is not None:
             points += int(self._loud(customer)) + int(customer.fast)
-            h = self.hostility(t)
+            h = self._hostility_now
             points += 2 if h >= cfg.abusive else 1 if h >= cfg.tense else 0
         intents = self._recent_intents(t)
         if intents & set(THREATS):

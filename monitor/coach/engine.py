@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..analysis.snapshot import Snapshot, UtteranceAnalysis
-from ..config import CoachConfig, RuleConfig
+from ..config import CoachConfig
 from ..events import Event, Nudge, NudgeCleared
 from .rules import RULES, Memory, Raise, Resolve, RuleSpec
 
@@ -46,6 +46,10 @@ class Coach:
         self._ids = itertools.count(1)
         self.raised = 0
         self.followed = 0
+        rules = [(spec, getattr(cfg, spec.kind)) for spec in RULES if getattr(cfg, spec.kind).enabled]
+        self._word_rules = [(spec, rule) for spec, rule in rules if spec.words]
+        self._meter_rules = [(spec, rule) for spec, rule in rules if spec.meters]
+        self._mem: Memory | None = None  # what the rules see; rebuilt only after it changed
 
     def on_snapshot(self, snap: Snapshot, wall: float) -> list[Event]:
         """Judge every enabled rule on one snapshot; a snapshot without words also expires what is due."""
@@ -54,19 +58,13 @@ class Coach:
         if u is not None and u.role == "agent":
             self._agent_said(u)
         out: list[Event] = []
-        mem = self._memory()
-        for spec in RULES:
-            rule: RuleConfig = getattr(self.cfg, spec.kind)
-            if not rule.enabled:
-                continue
-            for action in spec.judge(snap, mem, rule):
+        for spec, rule in self._word_rules if u is not None else self._meter_rules:
+            for action in spec.judge(snap, self._memory(), rule):
                 if isinstance(action, Resolve):
                     changed = self._clear(spec.kind, t, wall, "resolved", action.followed)
                 else:
                     changed = self._raise(spec, action, t, wall, u)
-                if changed:  # later rules see what this one did (acknowledge skips what set_boundary took)
-                    out += changed
-                    mem = self._memory()
+                out += changed  # (later rules see what this one did: acknowledge skips what set_boundary took)
         if u is None:
             out += self._expire(t, wall, only_due=True)
         return out
@@ -74,6 +72,7 @@ class Coach:
     def supervisor_requested(self, t: float, wall: float) -> list[Event]:
         """The agent asked for the supervisor from the screen: that is what `call_supervisor` asks."""
         self._supervisor_in = True
+        self._mem = None
         return self._clear("call_supervisor", t, wall, "resolved", followed=True)
 
     def close(self, t: float, wall: float) -> list[Event]:
@@ -90,12 +89,15 @@ class Coach:
     # -- memory ------------------------------------------------------------------------------
 
     def _memory(self) -> Memory:
-        return Memory(
-            MappingProxyType({k: o.nudge.severity for k, o in self.open.items()}), frozenset(self._raised_from),
-            self._boundary_seq, self._supervisor_in,
-        )
+        if self._mem is None:
+            self._mem = Memory(
+                MappingProxyType({k: o.nudge.severity for k, o in self.open.items()}), frozenset(self._raised_from),
+                self._boundary_seq, self._supervisor_in,
+            )
+        return self._mem
 
     def _agent_said(self, u: UtteranceAnalysis) -> None:
+        self._mem = None
         cats = set(u.categories)
         if "supervisor_handoff" in cats:
             self._supervisor_in = True
@@ -124,6 +126,7 @@ class Coach:
             want.reason, {"rule": kind, "trigger_t": round(t, 2), **{k: v for k, v in want.evidence.items() if v is not None}},
         )
         self.open[kind] = _Open(nudge, t + rule.expire_s, spec)
+        self._mem = None
         self._last_raised[kind] = t
         if u is not None:
             self._raised_from.add((kind, u.seq))
@@ -146,6 +149,7 @@ class Coach:
         act = self.open.pop(kind, None)
         if act is None:
             return []
+        self._mem = None
         if followed:
             self.followed += 1
         return [NudgeCleared(self.call_id, t, wall, act.nudge.id, how, kind, followed,

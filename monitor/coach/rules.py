@@ -56,6 +56,8 @@ class RuleSpec:
 
     kind: str  # also the config section: [coach.<kind>]
     judge: Rule
+    words: bool = True  # judged on snapshots that follow a final or a pause partial
+    meters: bool = False  # judged on snapshots that follow a metrics block (ten a second: keep these cheap)
     misstep: bool = False  # the agent's own phrasing: followed unless they say it again while it is open
 
 
@@ -222,7 +224,7 @@ def slow_down(snap: Snapshot, mem: Memory, rule: SlowDownRule) -> list[Action]:
 def let_them_finish(snap: Snapshot, mem: Memory, rule: RuleConfig) -> list[Action]:
     """The agent started while the customer was mid-sentence and both kept going; over when the agent yields."""
     agent, customer, cut = snap.agent, snap.customer, snap.interruption
-    if agent is None or customer is None or snap.utterance is not None:
+    if agent is None or customer is None:
         return []
     if cut is not None:
         return [Raise(f"You started talking {cut.customer_run_s:.1f} s into the customer's sentence and you both kept going.",
@@ -236,8 +238,8 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec("call_supervisor", call_supervisor),
     RuleSpec("set_boundary", set_boundary),
     RuleSpec("acknowledge", acknowledge),
-    RuleSpec("slow_down", slow_down),
-    RuleSpec("let_them_finish", let_them_finish),
+    RuleSpec("slow_down", slow_down, meters=True),
+    RuleSpec("let_them_finish", let_them_finish, words=False, meters=True),
     RuleSpec("avoid_blame", misstep("blame"), misstep=True),
     RuleSpec("apologize_well", misstep("poor_apology"), misstep=True),
     RuleSpec("keep_promises", misstep("overpromise"), misstep=True),
