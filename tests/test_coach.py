@@ -329,9 +329,16 @@ def test_saying_the_handoff_clears_call_supervisor():
     "are you kidding me, this bloody website has logged me out again",
     "oh for crying out loud, your damn app is useless",
     "you know what, this whole service is a joke",
+    "sorry, the signal here is crap, you keep cutting out",
 ])
 def test_exasperation_at_the_company_is_not_abuse_of_the_agent(text):
     assert nudges(run(stage(), [final("customer", text, 5.0)]), "set_boundary") == []
+
+
+def test_swearing_at_the_agent_is_abuse():
+    (n,) = nudges(run(stage(), [final("customer", "honestly, you are bloody hopeless at this", 5.0)]), "set_boundary")
+    assert n.evidence["category"] in ("insult", "profanity")
+    (n,) = nudges(run(stage(), [final("customer", "oh shut up, you're crap at your job", 5.0)]), "set_boundary")
 
 
 def test_a_long_vented_complaint_gets_acknowledged():

@@ -10,6 +10,7 @@ rules that need it do not apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ class Memory:
 
 Rule = Callable[[Snapshot, Memory, RuleConfig], list[Action]]
 
+_CLAUSE = re.compile(r"[,.;:!?\u2014]| - ")
+
 
 @dataclass(frozen=True)
 class RuleSpec:
@@ -84,10 +87,20 @@ def _aside(words: list[str], i: int) -> bool:
     return after in {"know", "kidding", "joking", "believe", "see", "guys", "lot"} or before in {"thank", "if"}
 
 
+def swore_at(text: str, phrase: str) -> bool:
+    """The swear word `phrase` is in a clause that addresses the agent ("you're bloody useless"), not
+    beside one ("the signal here is crap, you keep cutting out")."""
+    return any(phrase in normalise(clause) and addressed(clause) for clause in _CLAUSE.split(text))
+
+
 def abusive(u: UtteranceAnalysis) -> bool:
     """Abuse of the agent: an insult, or swearing or what the text model finds abusive, aimed at them."""
     cats = set(u.categories)
-    return "insult" in cats or (("profanity" in cats or u.model_abusive) and addressed(u.text))
+    if "insult" in cats:
+        return True
+    if "profanity" in cats:
+        return swore_at(u.text, u.quote("profanity"))
+    return u.model_abusive and addressed(u.text)
 
 
 def _evidence(u: UtteranceAnalysis, category: str, quote: str) -> dict:
