@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import AnalysisConfig
 from ..events import Metrics, RoleMetrics, TranscriptFinal, TranscriptPartial
+from .address import aimed_at_agent
 from .hostility import HostilityScorer
 from .lexicon import normalise
 from .pace import PaceMeter
@@ -164,17 +165,23 @@ class Analyzer:
                     other.turn, other.pending = _Turn(), _Turn()
         else:
             st.pending = this
-        heated, repeat = False, 0.0
+        heated, repeat, abuse = False, 0.0, False
         if event.role == "customer":
+            swear = next((m.phrase for m in matches if m.category == "profanity"), "")
+            model_says = self._model_says if (model or 0.0) >= self.cfg.abusive else None
+            abuse = aimed_at_agent(event.text, "insult" in categories, swear, model_says)
             heated, repeat = self._complaint(seq, event.text, categories, hostility, st)
             self._track_hostility(event.t, final, hostility, categories, len(event.words))
             self._hostility_now = round(self.hostility(self.t), 3)
         return UtteranceAnalysis(
             seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
             round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2),
-            neg + len(_NEGATION.findall(normalise(event.text))) - pos >= 2,
-            model is not None and model >= self.cfg.abusive,
+            neg + len(_NEGATION.findall(normalise(event.text))) - pos >= 2, abuse,
         )
+
+    def _model_says(self, clause: str) -> bool:
+        """The text model finds this clause abusive (asked only when it found the whole utterance so)."""
+        return self.scorer.model is not None and self.scorer.model.score(clause) >= self.cfg.abusive
 
     def _utterance_seq(self, st: _Role, start: float, final: bool) -> int:
         """A pause partial and the final of the same utterance share one number."""

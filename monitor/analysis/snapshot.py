@@ -59,7 +59,7 @@ class UtteranceAnalysis:
     heated: bool = False  # a heated complaint: exasperation, churn, swearing, hostile wording or a raised voice
     repeat: float = 0.0  # word overlap with an earlier heated complaint of the customer's (0..1)
     negative: bool = False  # negative words and denials outnumber positive words by 2 or more
-    model_abusive: bool = False  # the text model scores it at or above `analysis.abusive`
+    abuse: bool = False  # abuse aimed at the agent: an insult, or swearing or abusive words in a clause addressing them
 
     @property
     def categories(self) -> list[str]:

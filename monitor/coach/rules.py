@@ -10,11 +10,9 @@ rules that need it do not apply.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..analysis.lexicon import normalise
 from ..analysis.snapshot import Snapshot, UtteranceAnalysis
 from ..config import AcknowledgeRule, RuleConfig, SlowDownRule, SummarizeRule
 
@@ -50,7 +48,6 @@ class Memory:
 
 Rule = Callable[[Snapshot, Memory, RuleConfig], list[Action]]
 
-_CLAUSE = re.compile(r"[,.;:!?\u2014]| - ")
 
 
 @dataclass(frozen=True)
@@ -72,37 +69,6 @@ def _said(snap: Snapshot, role: str) -> UtteranceAnalysis | None:
     return u if u is not None and u.role == role else None
 
 
-def addressed(text: str) -> bool:
-    """Aimed at the agent: second person somewhere in the utterance, other than at the company or a thing."""
-    words = normalise(text).split()
-    for i, w in enumerate(words):
-        if w in {"you", "ya", "u", "yourself"} and not _aside(words, i):
-            return True
-    return False
-
-
-def _aside(words: list[str], i: int) -> bool:
-    """'you' in a stock phrase of exasperation ("are you kidding me", "you know", "thank you"), not at the agent."""
-    before, after = words[i - 1] if i else "", words[i + 1] if i + 1 < len(words) else ""
-    return after in {"know", "kidding", "joking", "believe", "see", "guys", "lot"} or before in {"thank", "if"}
-
-
-def swore_at(text: str, phrase: str) -> bool:
-    """The swear word `phrase` is in a clause that addresses the agent ("you're bloody useless"), not
-    beside one ("the signal here is crap, you keep cutting out")."""
-    return any(phrase in normalise(clause) and addressed(clause) for clause in _CLAUSE.split(text))
-
-
-def abusive(u: UtteranceAnalysis) -> bool:
-    """Abuse of the agent: an insult, or swearing or what the text model finds abusive, aimed at them."""
-    cats = set(u.categories)
-    if "insult" in cats:
-        return True
-    if "profanity" in cats:
-        return swore_at(u.text, u.quote("profanity"))
-    return u.model_abusive and addressed(u.text)
-
-
 def _evidence(u: UtteranceAnalysis, category: str, quote: str) -> dict:
     return {"quote": quote, "category": category, "hostility": u.hostility, "model": u.model, "confidence": u.confidence}
 
@@ -117,7 +83,7 @@ def call_supervisor(snap: Snapshot, mem: Memory, rule: RuleConfig) -> list[Actio
     if "violent_threat" in cats:
         q = u.quote("violent_threat")
         return [Raise(f"The customer threatened violence: \u201c{q}\u201d.", _evidence(u, "violent_threat", q), "critical")]
-    if abusive(u) and mem.boundary_seq is not None and u.seq > mem.boundary_seq:
+    if u.abuse and mem.boundary_seq is not None and u.seq > mem.boundary_seq:
         q = u.quote("insult") or u.quote("profanity") or u.text
         return [Raise(f"The customer is still abusive after a boundary was set: \u201c{q}\u201d.",
                       _evidence(u, "abuse_after_boundary", q))]
@@ -134,7 +100,7 @@ def set_boundary(snap: Snapshot, mem: Memory, rule: RuleConfig) -> list[Action]:
     """The customer insults or swears at the agent (not at the company, not at a thing)."""
     if (u := _said(snap, "agent")) is not None:
         return [Resolve()] if "boundary" in u.categories else []
-    if (u := _said(snap, "customer")) is None or not abusive(u):
+    if (u := _said(snap, "customer")) is None or not u.abuse:
         return []
     q = u.quote("insult") or u.quote("profanity") or u.text
     category = "insult" if "insult" in u.categories else "profanity"
@@ -147,7 +113,7 @@ def acknowledge(snap: Snapshot, mem: Memory, rule: AcknowledgeRule) -> list[Acti
         return [Resolve()] if "acknowledgement" in u.categories else []
     if (u := _said(snap, "customer")) is None or len(u.words) < rule.min_words:
         return []
-    if abusive(u) or any((kind, u.seq) in mem.raised_from for kind in ("acknowledge", "set_boundary", "call_supervisor")):
+    if u.abuse or any((kind, u.seq) in mem.raised_from for kind in ("acknowledge", "set_boundary", "call_supervisor")):
         return []  # abuse and threats call for a boundary or the supervisor first, not empathy
     evidence = {"quote": u.text, "hostility": u.hostility, "model": u.model, "confidence": u.confidence}
     if u.repeat >= rule.repeat_similarity:
