@@ -32,7 +32,8 @@ HOSTILE_INTENTS = frozenset({*THREATS, "manager_request", "insult", "profanity",
 HEATED_INTENTS = frozenset({"exasperation", "churn_threat", "profanity"})
 CALM_MIN_WORDS = 3  # a calm customer utterance this long ends the hostility hold ("ok" alone does not)
 _STOP = frozenset({"the", "a", "an", "i", "to", "and", "is", "it", "of", "my", "you", "that", "this", "s", "t", "m",
-                   "on", "for", "in"})
+                   "on", "for", "in", "ve", "re", "ll", "d", "me", "was", "be", "been", "have", "has", "at", "with"})
+_SUFFIX = re.compile(r"(?:ing|ed|es|e|s)$")
 # Denials count towards a complaint's negativity: "nobody turned up", "it's not working".
 _NEGATION = re.compile(r"\b(not|no|nobody|nothing|never|didn t|don t|doesn t|won t|can t|cannot|isn t|wasn t|haven t|hasn t)\b")
 _FACT = re.compile(
@@ -93,7 +94,7 @@ class Analyzer:
         self._hostility_now = 0.0  # the customer's hostility at `t`, computed once per event
         self._hostile: deque[tuple[float, float]] = deque()  # (t, score) of customer utterances
         self._intents: deque[tuple[float, str]] = deque()  # (t, category) of customer utterances
-        self._complaints: deque[tuple[int, frozenset[str]]] = deque(maxlen=20)  # heated customer utterances' words
+        self._complaints: deque[tuple[int, frozenset[str]]] = deque(maxlen=20)  # the customer's recent utterances' words
         self._seq = 0
         self._customer_run = 0.0
         self._onset: tuple[float, float] | None = None  # (agent onset t, customer run before it)
@@ -176,7 +177,7 @@ class Analyzer:
         return UtteranceAnalysis(
             seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
             round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2),
-            neg + len(_NEGATION.findall(normalise(event.text))) - pos >= 2, abuse,
+            neg + len(_NEGATION.findall(normalise(event.text))) - pos, abuse,
         )
 
     def _model_says(self, clause: str) -> bool:
@@ -193,12 +194,12 @@ class Analyzer:
         return self._seq
 
     def _complaint(self, seq: int, text: str, categories: set[str], hostility: float, st: _Role) -> tuple[bool, float]:
-        """Whether this customer utterance is a heated complaint, and how much it repeats an earlier one."""
-        words = frozenset(normalise(text).split()) - _STOP
+        """Whether this customer utterance is a heated complaint, and how much it repeats an earlier
+        utterance of theirs (content words, crudely stemmed: "charge" and "charged" are one word)."""
+        words = frozenset(_SUFFIX.sub("", w) if len(w) > 4 else w for w in normalise(text).split()) - _STOP
         repeat = max((_overlap(words, c) for s, c in self._complaints if s != seq), default=0.0)
         heated = bool(categories & HEATED_INTENTS) or hostility >= self.cfg.tense or self._loud(st)
-        if heated:
-            self._complaints.append((seq, words))
+        self._complaints.append((seq, words))
         return heated, repeat
 
     def _track_hostility(self, t: float, final: bool, hostility: float, categories: set[str], n_words: int) -> None:

@@ -57,8 +57,8 @@ class UtteranceAnalysis:
     facts: int
     confidence: float
     heated: bool = False  # a heated complaint: exasperation, churn, swearing, hostile wording or a raised voice
-    repeat: float = 0.0  # word overlap with an earlier heated complaint of the customer's (0..1)
-    negative: bool = False  # negative words and denials outnumber positive words by 2 or more
+    repeat: float = 0.0  # word overlap with an earlier utterance of the customer's (0..1)
+    negativity: int = 0  # negative words and denials ("not", "nobody") minus positive words
     abuse: bool = False  # abuse aimed at the agent: an insult, or swearing or abusive words in a clause addressing them
 
     @property

@@ -116,7 +116,7 @@ def acknowledge(snap: Snapshot, mem: Memory, rule: AcknowledgeRule) -> list[Acti
     if u.abuse or any((kind, u.seq) in mem.raised_from for kind in ("acknowledge", "set_boundary", "call_supervisor")):
         return []  # abuse and threats call for a boundary or the supervisor first, not empathy
     evidence = {"quote": u.text, "hostility": u.hostility, "model": u.model, "confidence": u.confidence}
-    if u.repeat >= rule.repeat_similarity:
+    if u.repeat >= rule.repeat_similarity and (u.heated or u.negativity >= 1):
         return [Raise("The customer is repeating their complaint: they don't feel heard yet. Turn the empathy up.",
                       {**evidence, "repeat_similarity": u.repeat})]
     if u.heated:
@@ -126,7 +126,7 @@ def acknowledge(snap: Snapshot, mem: Memory, rule: AcknowledgeRule) -> list[Acti
             why = "raised voice" if customer is not None and customer.loud else f"hostility {u.hostility:.2f}"
         return [Raise(f"The customer vented a heated complaint ({why}).",
                       {**evidence, "loud_db": customer.above_db if customer else None})]
-    if u.negative and len(u.words) >= rule.vent_words:
+    if u.negativity >= 2 and len(u.words) >= rule.vent_words:
         return [Raise(f"The customer vented a long complaint ({len(u.words)} words).", {**evidence, "words": len(u.words)})]
     return []
 
