@@ -94,7 +94,7 @@ class Analyzer:
         self._hostility_now = 0.0  # the customer's hostility at `t`, computed once per event
         self._hostile: deque[tuple[float, float]] = deque()  # (t, score) of customer utterances
         self._intents: deque[tuple[float, str]] = deque()  # (t, category) of customer utterances
-        self._complaints: deque[tuple[int, frozenset[str]]] = deque(maxlen=20)  # the customer's recent utterances' words
+        self._complaints: deque[tuple[int, frozenset[str], bool]] = deque(maxlen=20)  # customer utterances: words, heated
         self._seq = 0
         self._customer_run = 0.0
         self._onset: tuple[float, float] | None = None  # (agent onset t, customer run before it)
@@ -156,6 +156,7 @@ class Analyzer:
             result = self.scorer.score(event.text, matches)
             hostility, model = result.hostility, result.model
         pos, neg = self.scorer.lexicon.valence(event.text)
+        negativity = neg + len(_NEGATION.findall(normalise(event.text))) - pos
         facts = len(_FACT.findall(normalise(event.text)))
         this = _Turn(max(0.0, event.end - event.start), len(event.words), facts)
         if final:
@@ -171,13 +172,13 @@ class Analyzer:
             swear = next((m.phrase for m in matches if m.category == "profanity"), "")
             model_says = self._model_says if (model or 0.0) >= self.cfg.abusive else None
             abuse = aimed_at_agent(event.text, "insult" in categories, swear, model_says)
-            heated, repeat = self._complaint(seq, event.text, categories, hostility, st)
+            heated, repeat = self._complaint(seq, event.text, categories, hostility, negativity, st)
             self._track_hostility(event.t, final, hostility, categories, len(event.words))
             self._hostility_now = round(self.hostility(self.t), 3)
         return UtteranceAnalysis(
             seq, event.role, final, event.t, event.start, event.end, event.text, event.words, matches,
             round(hostility, 3), model, facts, round(confidence, 3), heated, round(repeat, 2),
-            neg + len(_NEGATION.findall(normalise(event.text))) - pos, abuse,
+            negativity, abuse,
         )
 
     def _model_says(self, clause: str) -> bool:
@@ -193,13 +194,17 @@ class Analyzer:
             st.open_utt = (start, self._seq)
         return self._seq
 
-    def _complaint(self, seq: int, text: str, categories: set[str], hostility: float, st: _Role) -> tuple[bool, float]:
+    def _complaint(
+        self, seq: int, text: str, categories: set[str], hostility: float, negativity: int, st: _Role,
+    ) -> tuple[bool, float]:
         """Whether this customer utterance is a heated complaint, and how much it repeats an earlier
         utterance of theirs (content words, crudely stemmed: "charge" and "charged" are one word)."""
         words = frozenset(_SUFFIX.sub("", w) if len(w) > 4 else w for w in normalise(text).split()) - _STOP
-        repeat = max((_overlap(words, c) for s, c in self._complaints if s != seq), default=0.0)
         heated = bool(categories & HEATED_INTENTS) or hostility >= self.cfg.tense or self._loud(st)
-        self._complaints.append((seq, words))
+        # A complaint again: the same words as an earlier heated one, or as any earlier one if this is heated or negative.
+        upset = heated or negativity >= 1
+        repeat = max((_overlap(words, c) for s, c, hot in self._complaints if s != seq and (hot or upset)), default=0.0)
+        self._complaints.append((seq, words, heated))
         return heated, repeat
 
     def _track_hostility(self, t: float, final: bool, hostility: float, categories: set[str], n_words: int) -> None:

@@ -116,7 +116,7 @@ def acknowledge(snap: Snapshot, mem: Memory, rule: AcknowledgeRule) -> list[Acti
     if u.abuse or any((kind, u.seq) in mem.raised_from for kind in ("acknowledge", "set_boundary", "call_supervisor")):
         return []  # abuse and threats call for a boundary or the supervisor first, not empathy
     evidence = {"quote": u.text, "hostility": u.hostility, "model": u.model, "confidence": u.confidence}
-    if u.repeat >= rule.repeat_similarity and (u.heated or u.negativity >= 1):
+    if u.repeat >= rule.repeat_similarity:
         return [Raise("The customer is repeating their complaint: they don't feel heard yet. Turn the empathy up.",
                       {**evidence, "repeat_similarity": u.repeat})]
     if u.heated:
