@@ -103,7 +103,7 @@ class AnalysisConfig:
     """Rolling measures of each role and the call's heat."""
 
     baseline_speech_s: float = _opt(25.0, lo=3.0, hi=300.0)
-    baseline_min_speech_s: float = _opt(3.0, lo=0.5, hi=60.0)
+    baseline_min_speech_s: float = _opt(2.0, lo=0.5, hi=60.0)
     baseline_follow: float = _opt(0.01, lo=0.0, hi=1.0)
     level_window_s: float = _opt(1.5, lo=0.2, hi=10.0)
     pace_window_s: float = _opt(15.0, lo=2.0, hi=60.0)
@@ -111,14 +111,14 @@ class AnalysisConfig:
     hostility_hold_s: float = _opt(20.0, lo=1.0, hi=300.0)
     hostility_model: str = "models/hostility"
     min_word_p: float = _opt(0.45, lo=0.0, hi=1.0)
-    loud_db: float = _opt(6.0, lo=0.5, hi=30.0)
-    loud_lufs: float = _opt(-16.0, lo=-60.0, hi=0.0)
+    loud_db: float = _opt(4.0, lo=0.5, hi=30.0)
+    loud_lufs: float = _opt(-17.0, lo=-60.0, hi=0.0)
     agitation_baseline_s: float = _opt(8.0, lo=5.0, hi=300.0)
     agitated: float = _opt(1.0, lo=0.1, hi=10.0)
     fast_ratio: float = _opt(1.25, lo=1.0, hi=3.0)
-    fast_min_wpm: float = _opt(200.0, lo=60.0, hi=400.0)
-    fast_wpm: float = _opt(240.0, lo=60.0, hi=600.0)
-    fast_sps: float = _opt(6.0, lo=1.0, hi=15.0)
+    fast_min_wpm: float = _opt(250.0, lo=60.0, hi=400.0)
+    fast_wpm: float = _opt(280.0, lo=60.0, hi=600.0)
+    fast_sps: float = _opt(5.7, lo=1.0, hi=15.0)
     tense: float = _opt(0.3, lo=0.0, hi=1.0)
     hostile: float = _opt(0.5, lo=0.0, hi=1.0)
     abusive: float = _opt(0.8, lo=0.0, hi=1.0)
@@ -156,7 +156,7 @@ class AcknowledgeRule(RuleConfig):
 
     min_words: int = _opt(5, lo=1, hi=200)
     repeat_similarity: float = _opt(0.45, lo=0.0, hi=1.0)
-    vent_words: int = _opt(30, lo=1, hi=500)
+    vent_words: int = _opt(20, lo=1, hi=500)
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,10 @@ class Analyzer:
         while len(st.recent) * self.hop_s > cfg.level_window_s:
             st.recent.popleft()
         if st.speech_s <= cfg.baseline_speech_s:
-            st.learning.append(lufs)
+            # Raised speech never joins what is usual, not even while it is being learnt: on a short
+            # call the customer's shouting would otherwise become their baseline within seconds.
+            if st.baseline is None or lufs - st.baseline < 3.0:
+                st.learning.append(lufs)
             if st.speech_s >= cfg.baseline_min_speech_s:
                 st.baseline = statistics.median(st.learning)
         elif st.baseline is not None and lufs - st.baseline < 3.0:
