@@ -73,6 +73,8 @@ class _Role:
     sps: float | None = None
     fast: bool = False
     racing: bool = False
+    racing_run: int = 0
+    racing_finals: int = 0  # finished utterances in a row that were racing
     steady_s: float = 0.0
     turn: _Turn = field(default_factory=_Turn)  # finished utterances of the current turn
     pending: _Turn = field(default_factory=_Turn)  # the utterance a pause partial has heard so far
@@ -123,7 +125,8 @@ class Analyzer:
         turn = st.turn.plus(st.pending) if st.pending.words else st.turn
         return RoleView(
             speaking=st.speaking, lufs=st.lufs, above_db=st.above, agitation=st.agitation, loud=self._loud(st),
-            wpm=st.wpm, sps=st.sps, usual_wpm=st.pace_base, fast=st.fast, racing=st.racing, steady_s=st.steady_s,
+            wpm=st.wpm, sps=st.sps, usual_wpm=st.pace_base, fast=st.fast, racing=st.racing,
+            racing_run=st.racing_run, steady_s=st.steady_s,
             hostility=self._hostility_now if name == "customer" else 0.0,
             turn_s=turn.s, turn_words=turn.words, turn_facts=turn.facts,
         )
@@ -253,6 +256,10 @@ class Analyzer:
         relative = st.wpm is not None and usual is not None and st.wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * usual)
         st.racing = st.wpm is not None and (st.wpm >= cfg.fast_wpm or (st.sps or 0.0) >= cfg.fast_sps)
         st.fast = relative or st.racing
+        if st.wpm is not None:  # an utterance too short to time leaves the run as it was
+            st.racing_run = st.racing_finals + 1 if st.racing else 0
+            if final:
+                st.racing_finals = st.racing_run
         if st.fast:
             st.steady_s = 0.0
         elif final and st.wpm is not None and not self._loud(st):

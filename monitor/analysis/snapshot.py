@@ -28,6 +28,7 @@ class RoleView:
     usual_wpm: float | None = None  # their own usual pace, once learnt
     fast: bool = False  # faster than their usual pace, or than the sane range, on their latest utterance
     racing: bool = False  # faster than the sane range whatever their usual pace (fast by any standard)
+    racing_run: int = 0  # how many of their utterances in a row, up to the latest, were racing
     steady_s: float = 0.0  # seconds of speech since they were last loud or fast
     hostility: float = 0.0  # recent hostility of their words, fading (customer only)
     turn_s: float = 0.0  # their current turn (since the other side last finished an utterance): speech seconds

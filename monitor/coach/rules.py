@@ -176,7 +176,8 @@ def slow_down(snap: Snapshot, mem: Memory, rule: SlowDownRule) -> list[Action]:
     # Loudness is heard while they speak; pace only once their words are transcribed.
     words_in = _said(snap, "agent") is not None
     loud_now = loud and (agent.speaking or words_in) and not calm_customer
-    fast_now = words_in and (agent.racing or (agent.fast and not calm_customer))
+    # At a calm customer only racing that goes on counts: one utterance's timing can be off.
+    fast_now = words_in and (agent.racing_run >= 2 if calm_customer else agent.fast)
     if not (loud_now or fast_now):
         return []
     mine = []
