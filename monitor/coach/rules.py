@@ -108,10 +108,14 @@ def set_boundary(snap: Snapshot, mem: Memory, rule: RuleConfig) -> list[Action]:
 
 
 def acknowledge(snap: Snapshot, mem: Memory, rule: AcknowledgeRule) -> list[Action]:
-    """A heated complaint, a long vented one, or one repeated; resolved when the agent acknowledges."""
+    """A heated complaint, a long vented one, or one repeated; resolved when the agent acknowledges.
+
+    Judged on the customer's finals only: a pause partial may come at a breath between sentences,
+    and the move is for when they have stopped (the final follows the end of their turn by ~0.5 s).
+    """
     if (u := _said(snap, "agent")) is not None:
         return [Resolve()] if "acknowledgement" in u.categories else []
-    if (u := _said(snap, "customer")) is None or len(u.words) < rule.min_words:
+    if (u := _said(snap, "customer")) is None or not u.final or len(u.words) < rule.min_words:
         return []
     if u.abuse or any((kind, u.seq) in mem.raised_from for kind in ("acknowledge", "set_boundary", "call_supervisor")):
         return []  # abuse and threats call for a boundary or the supervisor first, not empathy
