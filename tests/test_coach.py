@@ -360,3 +360,11 @@ def _utterance(role, text, seq):
 def test_one_rule_per_kind_each_with_its_config_section():
     assert sorted(spec.kind for spec in rules.RULES) == sorted(KINDS)
     assert {f.name for f in fields(CoachConfig)} == set(KINDS)
+
+
+def test_a_misstep_is_flagged_once_the_agent_finishes_the_utterance():
+    st = stage()
+    said = pause_partial("agent", "well I'm sorry you feel that way", 10.0)
+    assert nudges(run(st, [said])) == []  # mid-sentence: the banner would only distract
+    (n,) = nudges(run(st, [later_final(said, "well I'm sorry you feel that way but the line test looks normal")]))
+    assert n.kind == "apologize_well"

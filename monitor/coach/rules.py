@@ -149,11 +149,12 @@ def summarize(snap: Snapshot, mem: Memory, rule: SummarizeRule) -> list[Action]:
 
 
 def misstep(category: str) -> Rule:
-    """A rule for agent phrasing to avoid: `category` in the agent's words raises the kind."""
+    """A rule for agent phrasing to avoid: `category` in the agent's words raises the kind, once they
+    have finished the utterance (a final), not at a breath in the middle of it."""
 
     def rule(snap: Snapshot, mem: Memory, cfg: RuleConfig) -> list[Action]:
         u = _said(snap, "agent")
-        if u is None or category not in u.categories:
+        if u is None or not u.final or category not in u.categories:
             return []
         q = u.quote(category)
         return [Raise(f"You said \u201c{q}\u201d.", {"quote": q, "category": category, "confidence": u.confidence})]
