@@ -49,10 +49,10 @@ class Memory:
 Rule = Callable[[Snapshot, Memory, RuleConfig], list[Action]]
 
 
-
 @dataclass(frozen=True)
 class RuleSpec:
-    """One row of the table: the kind, its rule, and how a repeat while it is open counts."""
+    """One row of the table: the kind (and config section), its rule, which snapshots it judges,
+    and how a repeat while its nudge is open counts."""
 
     kind: str  # also the config section: [coach.<kind>]
     judge: Rule
