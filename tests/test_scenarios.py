@@ -7,7 +7,7 @@ coach must raise and by when (`expect_nudges`: kind, after_turn, within_s and th
 
 * `test_scenario[NAME]` (one test per call) replays the call once, as a user would
   (`callmon replay FILE --fast --format jsonl -q`), and checks that every expected kind has a
-  `nudge` event with `t` in [trigger_end - 0.5, trigger_end + within_s] (and the expected
+  `nudge` event with `t` in [trigger_end - 1.0, trigger_end + within_s] (and the expected
   `severity`, where the expectation names one), and that no forbidden kind is raised anywhere.
 * `test_calm_calls_raise_no_core_nudges` checks that no calm call (no expectations, the core four
   forbidden) raises any of the core four.
@@ -16,7 +16,7 @@ agent turn), else the customer's turn. `slow_down` is anchored on the customer's
 the agent's fast or loud answer starts at most 1 s after it and is short, so the window covers it
 whether the coach reacts to the agent's loudness at once or to their pace at the end of the answer.
 Word-triggered phrases sit in the last sentence of their turn (the segmenter may split a turn at a
-sentence pause, and the window starts only 0.5 s before the turn's end).
+sentence pause, and the window starts only 1 s before the turn's end).
 
 * `test_manifest_*` and `test_coverage` need no model: the fixtures themselves are consistent
   (expectations name real turns of the right speaker, manifests match their specs) and the suite
@@ -42,7 +42,9 @@ MANIFESTS = sorted(CALLS_DIR.glob("scn_*.json"))
 
 AGENT_KINDS = {"let_them_finish", "avoid_blame", "apologize_well", "keep_promises"}  # the agent's turn triggers
 WITHIN_S = {kind: 6.0 if kind in ("acknowledge", "slow_down", "summarize") else 4.0 for kind in KINDS}
-EARLY_S = 0.5  # a nudge may come this much before the trigger turn's end (decided on partial speech)
+# A nudge may come this much before the trigger turn's end: word triggers are decided on the pause
+# partial after the trigger sentence, which a short tail may follow ("...someone more senior? Please.").
+EARLY_S = 1.0
 
 MIN_CALLS = 16
 MIN_CALM_CALLS = 5

@@ -15,7 +15,7 @@ from .lexicon import normalise
 
 _CLAUSE = re.compile(r"[,.;:!?\u2014]| - ")
 _YOU = frozenset({"you", "ya", "u", "yourself"})
-_ASIDE_AFTER = frozenset({"know", "kidding", "joking", "believe", "see", "guys", "lot"})
+_ASIDE_AFTER = frozenset({"know", "kidding", "joking", "believe", "see"})
 _ASIDE_BEFORE = frozenset({"thank", "if"})
 
 
