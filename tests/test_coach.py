@@ -256,6 +256,14 @@ def test_a_customer_loud_from_the_first_word_heats_the_call():
     assert last.heat >= 1  # ...but no phone line carries calm speech at -10 LUFS
 
 
+def test_shouting_on_a_short_call_does_not_become_the_baseline():
+    st = stage()
+    run(st, [metrics(i / 10, customer=(True, -24.0)) for i in range(25)])  # 2.5 s of calm speech
+    out = run(st, [metrics(2.5 + i / 10, customer=(True, -18.0)) for i in range(40)])  # then 4 s, 6 dB louder
+    last = [e for e in out if isinstance(e, Metrics)][-1]
+    assert last.roles["customer"].loudness_above_baseline_db == 6.0 and last.heat >= 1
+
+
 def test_an_agent_racing_from_the_start_is_told_to_slow_down_when_the_customer_is_heated():
     st = stage()
     run(st, [final("customer", "this is absolutely ridiculous, I have been waiting for weeks", 1.0)])
@@ -368,3 +376,15 @@ def test_a_misstep_is_flagged_once_the_agent_finishes_the_utterance():
     assert nudges(run(st, [said])) == []  # mid-sentence: the banner would only distract
     (n,) = nudges(run(st, [later_final(said, "well I'm sorry you feel that way but the line test looks normal")]))
     assert n.kind == "apologize_well"
+
+
+def test_an_agent_racing_at_a_calm_customer_is_told_to_slow_down_once_it_goes_on():
+    st = stage()
+    run(st, [final("customer", "hi I would like to know why my direct debit went up", 1.0, 4.0)])
+    run(st, [metrics(4.0 + i / 10, customer=(False, -24.0)) for i in range(5)])
+    first = "right so your usage went up over the winter and the unit rate changed in april"  # 16 words in 3 s
+    assert nudges(run(st, [final("agent", first, 4.5, 7.5)]), "slow_down") == []  # once could be the timing
+    run(st, [final("customer", "sorry could you say that again", 8.0, 9.5)])
+    again = "yes so basically the rate went up and you used more so the payment went up it is all automatic"
+    (n,) = nudges(run(st, [final("agent", again, 10.0, 13.5)]), "slow_down")
+    assert "calm" in n.reason and n.evidence["agent_wpm"] >= 280
