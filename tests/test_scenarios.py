@@ -9,6 +9,7 @@ coach must raise and by when (`expect_nudges`: kind, after_turn, within_s and th
   (`callmon replay FILE --fast --format jsonl -q`), and checks that every expected kind has a
   `nudge` event with `t` in [trigger_end - 1.0, trigger_end + within_s] (and the expected
   `severity`, where the expectation names one), and that no forbidden kind is raised anywhere.
+  (The bundled demo call's trigger phrases open their turns, so its windows start at the turn's start.)
 * `test_calm_calls_raise_no_core_nudges` checks that no calm call (no expectations, the core four
   forbidden) raises any of the core four.
 Where the trigger is: the agent's turn for agent-side kinds (let_them_finish: the overlapping
@@ -86,18 +87,20 @@ def test_scenario(path, replays):
 def test_bundled_demo_call_escalates_through_the_core_four(replays):
     demo = Path(__file__).resolve().parents[1] / "monitor" / "data" / "demo_call.json"
     assert {e["kind"] for e in manifest(demo)["expect_nudges"]} >= {"slow_down", "acknowledge", "set_boundary", "call_supervisor"}
-    check_expectations(demo, replays)
+    # The demo's insult and manager request open their turns ("...you are a useless idiot! I don't
+    # need you to check anything..."), so their nudges come at the pause after them, inside the turn.
+    check_expectations(demo, replays, from_turn_start=True)
 
 
-def check_expectations(path, replays):
+def check_expectations(path, replays, from_turn_start=False):
     m = manifest(path)
     nudges = replays.nudges(path.with_suffix(".flac"))
     problems = []
     for exp in m["expect_nudges"]:
         kind, end, within = exp["kind"], exp["trigger_end"], exp["within_s"]
-        lo, hi = end - EARLY_S, end + within
-        hits = [n for n in nudges if n.get("kind") == kind and lo <= n.get("t", float("-inf")) <= hi]
         turn = m["turns"][exp["after_turn"]]
+        lo, hi = (turn["start"] if from_turn_start else end - EARLY_S), end + within
+        hits = [n for n in nudges if n.get("kind") == kind and lo <= n.get("t", float("-inf")) <= hi]
         what = f"{kind} after turn {exp['after_turn']} ({turn['role']}: {turn['text']!r})"
         if not hits:
             problems.append(f"missing {what}: wanted t in [{lo:.2f}, {hi:.2f}]")
