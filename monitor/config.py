@@ -38,11 +38,13 @@ class CallConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """Channel-to-role mapping and block size."""
+    """Channel-to-role mapping, the split of mono recordings, and block size."""
 
     agent_channel: int = _opt(0, lo=0, hi=63)
     customer_channel: int = _opt(1, lo=0, hi=63)
     mono_role: str = _opt("customer", choices=ROLES)
+    diarize: str = _opt("off", choices=("off", "on", "auto"))
+    agent_speaker: str = _opt("auto", choices=("auto", "first", "second"))
     block_ms: int = _opt(100, lo=10, hi=1000)
 
 

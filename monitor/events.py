@@ -43,6 +43,9 @@ class CallStarted(Event):
     sample_rate: int
     source: str
     model: str
+    # How a mono recording was split into agent and customer (None: roles come from channels or
+    # devices): {"method": "diarization", "agent": "first"|"second", "reason": ..., "voices": ...}.
+    diarization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,17 @@ moment) enter the event stream here too, stamped in call time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 from .analysis.hostility import HostilityScorer
-from .audio.source import AudioBlock, FileSource, Pacer, roles_for
+from .audio.source import AudioBlock, FileSource, Pacer, SplitSource, roles_for
 from .coach.stage import CoachingStage
 from .config import Config, ConfigError
-from .events import Bookmark, CallEnded, SupervisorRequested
+from .events import Bookmark, CallEnded, CallStarted, Event, SupervisorRequested
 from .pipeline import Pipeline, Sink, new_call_id
 from .stt.model import WhisperTranscriber
 from .stt.worker import Transcriber
@@ -34,12 +36,81 @@ def load_scorer(cfg: Config) -> HostilityScorer:
         ) from None
 
 
-def open_file(path: str | os.PathLike, cfg: Config, pacer: Pacer | None = None) -> tuple[FileSource, dict[str, int]]:
-    """A recording opened and checked, with its channels mapped to roles as configured."""
-    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+def warn(message: str) -> None:
+    """A warning about the input, once, on stderr (the call goes on)."""
+    print(f"callmon: warning: {message}", file=sys.stderr, flush=True)
+
+
+def open_file(
+    path: str | os.PathLike,
+    cfg: Config,
+    pacer: Pacer | None = None,
+    *,
+    transcriber: Transcriber | None = None,
+    notify: Callable[[str], None] = warn,
+) -> tuple[FileSource | SplitSource, dict[str, int]]:
+    """A recording opened and checked, with its channels mapped to roles as configured.
+
+    The one place a recording is opened for replay and QA ingest. A mono recording (or one whose
+    channels carry the same signal) is one role, or, with `audio.diarize`, split into agent and
+    customer; `transcriber` hears who greets (without one, the bundled model is loaded for it).
+    Anything surprising about the file is said once through `notify`.
+    """
+    audio = cfg.audio
+    source = FileSource(path, audio.block_ms * 16, pacer)
+    name = source.path
+    if source.same_channels:
+        notify(f"{name}: its {source.channels} channels carry the same signal (a mono recording saved as "
+               f"{'stereo' if source.channels == 2 else 'multichannel'}); treating it as mono")
+    mono = source.channels == 1 or source.same_channels
+    if not mono:
+        if audio.diarize == "on":
+            notify(f"{name} is not mono: its roles come from its channels, so --diarize is not needed")
+        roles = roles_for(source.channels, audio.agent_channel, audio.customer_channel, audio.mono_role)
+        source.use_roles(roles)
+        if source.channels > 2:
+            notify(f"{name} has {source.channels} channels; using channel {roles['agent']} for the agent and "
+                   f"{roles['customer']} for the customer (choose others with --agent-channel and --customer-channel)")
+        return source, roles
+    if audio.diarize != "off":
+        split = _split(source, pacer, cfg, transcriber, notify)
+        if split is not None:
+            return split, split.roles
+    if audio.diarize == "off":
+        notify(f"{name} is mono: the whole recording is the {audio.mono_role} and the talk ratio is unknown; "
+               "if it holds both sides, --diarize splits it into agent and customer")
+    roles = {audio.mono_role: 0}
     source.use_roles(roles)
     return source, roles
+
+
+def _split(
+    source: FileSource, pacer: Pacer | None, cfg: Config, transcriber: Transcriber | None, notify: Callable[[str], None],
+) -> SplitSource | None:
+    """Diarize the mono recording (a first pass over the file) and wrap it as agent and customer; None
+    when `diarize = "auto"` hears one voice."""
+    from .stt.agent_speaker import choose_agent
+    from .stt.diarize import HOP, FeatureStream
+
+    first = FileSource(source.path, source.block_samples)
+    first.use_roles({"mix": 0})
+    features = FeatureStream()
+    for block in first:
+        features.push(block.roles["mix"][: block.length])
+    diar = features.result()
+    if cfg.audio.diarize == "auto" and not diar.two_voices:
+        notify(f"{source.path} is mono and holds one voice: the whole recording is the {cfg.audio.mono_role} "
+               "and the talk ratio is unknown")
+        return None
+    if transcriber is None and cfg.audio.agent_speaker == "auto":
+        transcriber = WhisperTranscriber(cfg.stt)
+    choice = choose_agent(diar, features.head, cfg.audio.agent_speaker, transcriber)
+    agent_s, customer_s = diar.speech_s(choice.speaker), diar.speech_s(1 - choice.speaker)
+    summary = {
+        "method": "diarization", "agent": ("first", "second")[choice.speaker], "reason": choice.reason,
+        "two_voices": diar.two_voices, "agent_speech_s": round(agent_s, 1), "customer_speech_s": round(customer_s, 1),
+    }
+    return SplitSource(source, diar.labels, HOP, choice.speaker, summary)
 
 
 class CallSession:
@@ -61,9 +132,12 @@ class CallSession:
         self.call_id = call_id or new_call_id()
         self.sinks = sinks
         self.coaching = CoachingStage(cfg, self.call_id, scorer or load_scorer(cfg))
+        stages = [self.coaching]
+        if isinstance(source, SplitSource):
+            stages.insert(0, _describe_split(source.diarization))
         self.pipeline = Pipeline(
             cfg, source, roles, transcriber or WhisperTranscriber(cfg.stt), sinks,
-            partials=partials, source_name=source_name, call_id=self.call_id, stages=[self.coaching],
+            partials=partials, source_name=source_name, call_id=self.call_id, stages=stages,
         )
 
     def run(self) -> CallEnded:
@@ -94,3 +168,18 @@ class CallSession:
     def bookmark(self, note: str = "") -> None:
         """The agent marked this moment for QA."""
         self.pipeline.inject(lambda t, wall: [Bookmark(self.call_id, t, wall, note)])
+
+
+def _describe_split(diarization: dict) -> Callable[[Event], list[Event]]:
+    """A stage that puts the split's summary into `call.started`, before any other stage or sink sees it.
+
+    The pipeline builds `call.started` from what every source has; only a split source knows
+    how its roles were found.
+    """
+
+    def stage(event: Event) -> list[Event]:
+        if isinstance(event, CallStarted):
+            return [dataclasses.replace(event, diarization=diarization)]
+        return [event]
+
+    return stage
