@@ -59,9 +59,10 @@ def open_file(
     audio = cfg.audio
     source = FileSource(path, audio.block_ms * 16, pacer)
     name = source.path
+    mono_is = "is mono"
     if source.same_channels:
-        notify(f"{name}: its {source.channels} channels carry the same signal (a mono recording saved as "
-               f"{'stereo' if source.channels == 2 else 'multichannel'}); treating it as mono")
+        kind = "stereo" if source.channels == 2 else "multichannel"
+        mono_is = f"is mono saved as {kind} (its {source.channels} channels carry the same signal), so it is taken as mono"
     mono = source.channels == 1 or source.same_channels
     if not mono:
         if audio.diarize == "on":
@@ -73,20 +74,22 @@ def open_file(
                    f"{roles['customer']} for the customer (choose others with --agent-channel and --customer-channel)")
         return source, roles
     if audio.diarize != "off":
-        split = _split(source, pacer, cfg, transcriber, notify)
+        split = _split(source, cfg, transcriber)
         if split is not None:
+            if source.same_channels:
+                notify(f"{name} {mono_is} and split into agent and customer")
             return split, split.roles
-    if audio.diarize == "off":
-        notify(f"{name} is mono: the whole recording is the {audio.mono_role} and the talk ratio is unknown; "
+        notify(f"{name} {mono_is} and holds one voice: the whole recording is the {audio.mono_role} "
+               "and the talk ratio is unknown")
+    else:
+        notify(f"{name} {mono_is}: the whole recording is the {audio.mono_role} and the talk ratio is unknown; "
                "if it holds both sides, --diarize splits it into agent and customer")
     roles = {audio.mono_role: 0}
     source.use_roles(roles)
     return source, roles
 
 
-def _split(
-    source: FileSource, pacer: Pacer | None, cfg: Config, transcriber: Transcriber | None, notify: Callable[[str], None],
-) -> SplitSource | None:
+def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> SplitSource | None:
     """Diarize the mono recording (a first pass over the file) and wrap it as agent and customer; None
     when `diarize = "auto"` hears one voice."""
     from .stt.agent_speaker import choose_agent
@@ -99,8 +102,6 @@ def _split(
         features.push(block.roles["mix"][: block.length])
     diar = features.result()
     if cfg.audio.diarize == "auto" and not diar.two_voices:
-        notify(f"{source.path} is mono and holds one voice: the whole recording is the {cfg.audio.mono_role} "
-               "and the talk ratio is unknown")
         return None
     if transcriber is None and cfg.audio.agent_speaker == "auto":
         transcriber = WhisperTranscriber(cfg.stt)
