@@ -79,8 +79,8 @@ def open_file(
             if source.same_channels:
                 notify(f"{name} {mono_is} and split into agent and customer")
             return split, split.roles
-        notify(f"{name} {mono_is} and holds one voice: the whole recording is the {audio.mono_role} "
-               "and the talk ratio is unknown")
+        notify(f"{name} {mono_is} and no speaker in it greets like an agent, so it is kept as one voice: the whole "
+               f"recording is the {audio.mono_role} and the talk ratio is unknown (--diarize splits it anyway)")
     else:
         notify(f"{name} {mono_is}: the whole recording is the {audio.mono_role} and the talk ratio is unknown; "
                "if it holds both sides, --diarize splits it into agent and customer")
@@ -91,7 +91,7 @@ def open_file(
 
 def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> SplitSource | None:
     """Diarize the mono recording (a first pass over the file) and wrap it as agent and customer; None
-    when `diarize = "auto"` hears one voice."""
+    when `diarize = "auto"` hears no agent's greeting."""
     from .stt.agent_speaker import choose_agent
     from .stt.diarize import HOP, FeatureStream
 
@@ -101,15 +101,21 @@ def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> 
     for block in first:
         features.push(block.roles["mix"][: block.length])
     diar = features.result()
-    if cfg.audio.diarize == "auto" and not diar.two_voices:
-        return None
-    if transcriber is None and cfg.audio.agent_speaker == "auto":
+    if transcriber is None and (cfg.audio.agent_speaker == "auto" or cfg.audio.diarize == "auto"):
         transcriber = WhisperTranscriber(cfg.stt)
-    choice = choose_agent(diar, features.head, cfg.audio.agent_speaker, transcriber)
+    if cfg.audio.diarize == "auto":
+        # One voice cannot be told from two by the sound alone (docs/EVALUATION.md): a recording
+        # is taken as a whole call when one of its speakers opens it the way an agent does.
+        heard = choose_agent(diar, features.head, "auto", transcriber)
+        if not heard.greeted:
+            return None
+        choice = heard if cfg.audio.agent_speaker == "auto" else choose_agent(diar, features.head, cfg.audio.agent_speaker, None)
+    else:
+        choice = choose_agent(diar, features.head, cfg.audio.agent_speaker, transcriber)
     agent_s, customer_s = diar.speech_s(choice.speaker), diar.speech_s(1 - choice.speaker)
     summary = {
         "method": "diarization", "agent": ("first", "second")[choice.speaker], "reason": choice.reason,
-        "two_voices": diar.two_voices, "agent_speech_s": round(agent_s, 1), "customer_speech_s": round(customer_s, 1),
+        "agent_speech_s": round(agent_s, 1), "customer_speech_s": round(customer_s, 1),
     }
     return SplitSource(source, diar.labels, HOP, choice.speaker, summary)
 

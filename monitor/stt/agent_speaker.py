@@ -27,10 +27,11 @@ SPEAKERS = ("first", "second")
 
 @dataclass(frozen=True)
 class AgentChoice:
-    """The diarized speaker who is the agent (0 first to speak, 1 the other) and why."""
+    """The diarized speaker who is the agent (0 first to speak, 1 the other), why, and whether a greeting was heard."""
 
     speaker: int
     reason: str
+    greeted: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +49,10 @@ def greeting_in(text: str) -> str | None:
 
 
 def choose_agent(diar: Diarization, head: np.ndarray, setting: str, transcriber: Transcriber | None) -> AgentChoice:
-    """The agent by `setting` ("first", "second") or, for "auto", by who greets, else who spoke first."""
+    """The agent by `setting` ("first", "second") or, for "auto", by who greets, else who spoke first.
+
+    With no `transcriber` nothing is heard (the setting, else the first speaker).
+    """
     if setting in SPEAKERS:
         speaker = SPEAKERS.index(setting)
         return AgentChoice(speaker, f"--agent-speaker {setting}: the {setting} speaker to talk is the agent")
@@ -61,7 +65,7 @@ def choose_agent(diar: Diarization, head: np.ndarray, setting: str, transcriber:
             phrase = greeting_in(text)
             if phrase:
                 who = SPEAKERS[speaker]
-                return AgentChoice(speaker, f"the {who} speaker greets the caller (\"{phrase}\")")
+                return AgentChoice(speaker, f"the {who} speaker greets the caller (\"{phrase}\")", greeted=True)
     return AgentChoice(0, "no greeting heard: the first speaker to talk is taken as the agent")
 
 

@@ -45,22 +45,18 @@ MIN_TURN_S = 0.3  # shorter runs join their neighbours
 VAD_ON, VAD_OFF = 0.5, 0.35
 MIN_GAP_S = 0.25  # a pause shorter than this stays inside the turn
 MIN_SPEECH_S = 0.1
-TWO_VOICES_MIN_SHARE = 0.08  # the quieter speaker holds at least this share of the speech...
-TWO_VOICES_MIN_SEPARATION = 1.0  # ...and the two models tell the frames apart by this many nats per frame
 
 
 @dataclass(frozen=True)
 class Diarization:
-    """Frame labels at 10 ms (-1 nobody, 0 first speaker, 1 second) and how clearly two voices showed."""
+    """Frame labels at 10 ms: -1 nobody, 0 the first speaker to talk, 1 the other.
+
+    It always finds two speakers: these features cannot tell one voice from two (a single voice
+    splits by what is said as cleanly as two voices split by who says it; docs/EVALUATION.md), so
+    whether a recording holds a call is decided by words (monitor/stt/agent_speaker.py).
+    """
 
     labels: np.ndarray
-    separation: float  # mean log-likelihood margin per speech frame of the winning speaker (nats)
-    shares: tuple[float, float]  # each speaker's share of the speech
-
-    @property
-    def two_voices(self) -> bool:
-        """Whether the recording holds two voices (for `diarize = "auto"`)."""
-        return min(self.shares) >= TWO_VOICES_MIN_SHARE and self.separation >= TWO_VOICES_MIN_SEPARATION
 
     def turns(self, speaker: int) -> list[tuple[float, float]]:
         """The speaker's turns as (start, end) seconds, in order."""
@@ -174,7 +170,7 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray) -> Diarization:
     idx = np.flatnonzero(speech)
     if len(idx) < 2 * int(EMBED_S * RATE / HOP):
         labels[idx] = 0
-        return Diarization(labels, 0.0, (1.0, 0.0))
+        return Diarization(labels)
     mfcc = mfcc - mfcc[idx].mean(axis=0)
     mfcc /= mfcc[idx].std(axis=0) + 1e-6
     windows = _windows(speech)
@@ -184,22 +180,18 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray) -> Diarization:
         frame_labels[w] = k
     x = mfcc[idx]
     assign = frame_labels[idx]
-    margin = np.zeros(len(idx))
     for _ in range(RESEG_ROUNDS):
         models = [_Gmm.fit(x[assign == k]) for k in (0, 1)]
         if any(m is None for m in models):
             break
         smooth = _smooth_by_run(models[0].loglik(x) - models[1].loglik(x), speech, idx)
         assign = np.where(smooth >= 0, 0, 1).astype(np.int8)
-        margin = np.abs(smooth)
     labels[idx] = assign
     labels = _merge_short(labels, int(MIN_TURN_S * RATE / HOP))
     first = labels[labels >= 0][0]
     if first == 1:  # speaker 0 is whoever talks first
         labels = np.where(labels >= 0, 1 - labels, labels).astype(np.int8)
-    sp = labels[idx]
-    shares = (float(np.mean(sp == 0)), float(np.mean(sp == 1)))
-    return Diarization(labels, float(np.median(margin)), shares)
+    return Diarization(labels)
 
 
 def _embed(mfcc: np.ndarray, windows: list[np.ndarray]) -> np.ndarray:
