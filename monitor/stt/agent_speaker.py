@@ -2,7 +2,7 @@
 
 A contact-centre agent greets and names the company ("thank you for calling ...", "Northwave
 billing, Sophie speaking", "how can I help?"); the phrases are data, in `models/lexicon.toml`
-under `[greeting]`. Only the start of each speaker's first turns is transcribed, with the model
+under `[greeting]`. Only each speaker's first turns are transcribed (up to 6 s), with the model
 the call is replayed with: the first speaker's first, since that is nearly always the agent, and
 the second speaker's only when the first did not greet. Neither greeting: whoever spoke first.
 """
@@ -58,27 +58,39 @@ def choose_agent(diar: Diarization, head: np.ndarray, setting: str, transcriber:
         return AgentChoice(speaker, f"--agent-speaker {setting}: the {setting} speaker to talk is the agent")
     if transcriber is not None:
         for speaker in (0, 1):
-            clip = opening(diar, head, speaker)
-            if len(clip) == 0:
-                continue
-            text = " ".join(w.raw or f" {w.text}" for w in transcriber.transcribe(clip)).strip()
-            phrase = greeting_in(text)
-            if phrase:
-                who = SPEAKERS[speaker]
-                return AgentChoice(speaker, f"the {who} speaker greets the caller (\"{phrase}\")", greeted=True)
+            for clip in openings(diar, head, speaker):
+                text = " ".join(w.text for w in transcriber.transcribe(clip))
+                phrase = greeting_in(text)
+                if phrase:
+                    who = SPEAKERS[speaker]
+                    return AgentChoice(speaker, f"the {who} speaker greets the caller (\"{phrase}\")", greeted=True)
     return AgentChoice(0, "no greeting heard: the first speaker to talk is taken as the agent")
 
 
-def opening(diar: Diarization, head: np.ndarray, speaker: int) -> np.ndarray:
-    """Up to LISTEN_S of the speaker's first turns (from the kept start of the audio), short pauses between."""
-    parts: list[np.ndarray] = []
+def openings(diar: Diarization, head: np.ndarray, speaker: int) -> list[np.ndarray]:
+    """The speaker's first turns (from the kept start of the audio), one clip per turn, up to LISTEN_S in all.
+
+    Each turn is transcribed on its own: Whisper run over several turns pasted together loses the
+    first of them (the greeting) more often than it hears it.
+    """
+    clips: list[np.ndarray] = []
     got = 0
-    gap = np.zeros(int(0.2 * RATE), dtype=np.float32)
-    for start, end in diar.turns(speaker):
+    for start, end in _joined(diar.turns(speaker)):
         a, b = int(start * RATE), min(int(end * RATE), len(head))
         if a >= len(head) or got >= LISTEN_S * RATE:
             break
-        piece = head[a : min(b, a + int(LISTEN_S * RATE) - got)]
-        parts += [piece, gap]
-        got += len(piece)
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        clip = head[a : min(b, a + int(LISTEN_S * RATE) - got)]
+        clips.append(clip)
+        got += len(clip)
+    return clips
+
+
+def _joined(turns: list[tuple[float, float]], gap_s: float = 0.5) -> list[tuple[float, float]]:
+    """Turns less than `gap_s` apart joined into one (a breath inside a sentence is no new turn)."""
+    out: list[tuple[float, float]] = []
+    for start, end in turns:
+        if out and start - out[-1][1] < gap_s:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
