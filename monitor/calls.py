@@ -65,12 +65,13 @@ def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
     from .tui.app import run_agent_tui
 
     pacer = Pacer(args.speed or 1.0)
-    source, roles = open_file(args.file, cfg, pacer)
+    transcriber = WhisperTranscriber(cfg.stt) if cfg.audio.diarize != "off" else None
+    source, roles = open_file(args.file, cfg, pacer, transcriber=transcriber)
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
         return CallSession(cfg, source, roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
-                           source_name=source.description)
+                           source_name=source.description, transcriber=transcriber)
 
     return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell)
 
