@@ -31,3 +31,243 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (evaluation data lives outside the repository)")
     return SHARED_DATA
+
+
+# --- the floor: one real hub (and a real redis-server) for every floor test ----------------------------
+
+FLOOR_WAIT_S = 30.0  # how long floor tests look for something before calling it missing (not a speed limit)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """Debian's redis-server on a free loopback port, in its own directory, without persistence."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        import shutil
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed; run scripts/setup (it installs Debian's redis-server)")
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir), "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        import time
+
+        end = time.monotonic() + FLOOR_WAIT_S
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > end:
+                    raise AssertionError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(FLOOR_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class HubProcess:
+    """A real `callmon hub` subprocess on loopback; its port is read from the line it prints when listening.
+    Its stderr goes to `log` (read it with `.output()`)."""
+
+    def __init__(self, token_file: Path, log: Path, *extra: str, port: int = 0) -> None:
+        import re
+        import time
+
+        self.token_file = Path(token_file)
+        self.log = log
+        self.args = [sys.executable, "-m", "monitor", "hub", "--tokens", str(token_file), "--port", str(port), *extra]
+        with open(log, "w") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err)
+        end = time.monotonic() + FLOOR_WAIT_S * 2
+        while True:
+            found = re.search(r"listening on (wss?)://[^ ]+:(\d+)/ws", self.output())
+            if found:
+                self.scheme, self.port = found.group(1), int(found.group(2))
+                break
+            if self.proc.poll() is not None or time.monotonic() > end:
+                self.stop()
+                raise AssertionError(f"callmon hub did not start:\n{self.output()}")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/ws"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to anyone."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.terminate()
+        try:
+            return self.proc.wait(FLOOR_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def floor_token_file(path: Path) -> dict[str, str]:
+    """A token file with agents alice and bob and a viewer named lead, made as a user would; name -> token."""
+    from monitor.floor.tokens import add_token
+
+    return {
+        "alice": add_token(path, "agent", agent_id="alice"),
+        "bob": add_token(path, "agent", agent_id="bob"),
+        "viewer": add_token(path, "viewer", name="lead"),
+    }
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A real redis-server for the module, on a free loopback port; stopped after."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_hub(tmp_path):
+    """Start real hubs: `start_hub(token_file, *args)`; every hub started is stopped after the test."""
+    hubs: list[HubProcess] = []
+    count = iter(range(1000))
+
+    def start(token_file: Path, *extra: str, port: int = 0) -> HubProcess:
+        hub = HubProcess(token_file, tmp_path / f"hub-{next(count)}.log", *extra, port=port)
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in hubs:
+        hub.stop()
+
+
+class FloorViewer:
+    """A team lead's view reduced to the protocol, kept by the dashboards' own `client.apply`: a snapshot, then
+    every batch; `updates` lists each update/removed received, in order."""
+
+    def __init__(self, url: str, token: str, ssl_context=None, since: str | None = None) -> None:
+        import contextlib
+        import json
+
+        from websockets.sync.client import connect
+
+        from monitor.floor.client import apply
+
+        self._apply = apply
+        self._json = json
+        self._stack = contextlib.ExitStack()
+        kwargs = {"ssl": ssl_context} if ssl_context else {}
+        self.ws = self._stack.enter_context(connect(url, max_size=None, open_timeout=FLOOR_WAIT_S, **kwargs))
+        hello = {"type": "hello", "token": token} | ({"since": since} if since else {})
+        self.ws.send(json.dumps(hello))
+        self.welcome = json.loads(self.ws.recv(timeout=FLOOR_WAIT_S))
+        first = json.loads(self.ws.recv(timeout=FLOOR_WAIT_S))
+        assert first["type"] == "snapshot", first
+        self.snapshot = first
+        self.pos = first.get("pos")
+        self.calls: dict = {}
+        self.updates: list[dict] = []
+        self.statuses: list[str] = []
+        self.errors: list[str] = []
+        apply(self.calls, first)
+
+    def _take(self, message: dict) -> None:
+        inner = message.get("messages", []) if message["type"] == "batch" else [message]
+        for m in inner:
+            if m["type"] in ("update", "removed"):
+                self.updates.append(m)
+            elif m["type"] == "status":
+                self.statuses.append(m["backplane"])
+            elif m["type"] == "error":
+                self.errors.append(m["message"])
+        if message.get("pos"):
+            self.pos = message["pos"]
+        self._apply(self.calls, message)
+
+    def wait(self, what: str, predicate, timeout: float = FLOOR_WAIT_S):
+        """Read until `predicate(self)` is true; AssertionError naming `what` if it never is."""
+        import time
+
+        end = time.monotonic() + timeout
+        while not predicate(self):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"viewer never saw {what}; calls: {self._json.dumps(self.calls)[:2000]}")
+            try:
+                raw = self.ws.recv(timeout=left)
+            except TimeoutError:
+                continue
+            self._take(self._json.loads(raw))
+        return self
+
+    def send(self, message: dict) -> None:
+        self.ws.send(self._json.dumps(message))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def call_started(call_id: str, agent_id: str):
+    """A call.started as an agent's publisher sends it."""
+    from monitor.events import CallStarted
+
+    return CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}}, 16000,
+                       "file:test.flac", "tiny.en")
+
+
+def call_metrics(call_id: str, t: float, heat: int, hostility: float = 0.2):
+    """A metrics event with the customer at `hostility`."""
+    from monitor.events import Metrics, RoleMetrics
+
+    roles = {
+        "agent": RoleMetrics(pace_wpm=150.4),
+        "customer": RoleMetrics(loudness_above_baseline_db=7.94, pace_wpm=188.2, hostility=hostility, speaking=True),
+    }
+    return Metrics(call_id, t, t, roles, False, 0.0, heat=heat, talk_ratio=0.453)
+
+
+def call_final(call_id: str, t: float, role: str, text: str):
+    """A transcript line that ended at `t`."""
+    from monitor.events import TranscriptFinal
+
+    return TranscriptFinal(call_id, t, t, role, text, t - 1.0, t, [])
