@@ -271,3 +271,24 @@ def call_final(call_id: str, t: float, role: str, text: str):
     from monitor.events import TranscriptFinal
 
     return TranscriptFinal(call_id, t, t, role, text, t - 1.0, t, [])
+
+
+class Floor:
+    """A running floor for a test module: a real hub on a real redis-server, and a token file."""
+
+    def __init__(self, hub: HubProcess, redis: RedisServer, token_file: Path, tokens: dict[str, str]) -> None:
+        self.hub, self.redis, self.token_file, self.tokens = hub, redis, token_file, tokens
+
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
+
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory, redis_server):
+    """One hub on Redis for the module (tokens: alice, bob, viewer); its stderr is in `floor.hub.output()`."""
+    where = tmp_path_factory.mktemp("floor")
+    tokens = floor_token_file(where / "tokens.toml")
+    hub = HubProcess(where / "tokens.toml", where / "hub.log", "--redis", redis_server.url)
+    yield Floor(hub, redis_server, where / "tokens.toml", tokens)
+    hub.stop()

@@ -83,9 +83,11 @@ def describe(exc: BaseException, url: str = "") -> str:
         return "connection refused"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
+    if url.startswith("wss:") and (isinstance(exc, ConnectionResetError) or "WRONG_VERSION_NUMBER" in str(exc)
+                                   or "wrong version number" in str(exc)):
+        # a plain hub answers a TLS hello with an HTTP error and hangs up
+        return "TLS failed: the hub does not speak TLS (use ws:// for a plain hub)"
     if isinstance(exc, ssl.SSLError):
-        if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
-            return "TLS failed: the hub does not speak TLS (use ws:// for a plain hub)"
         return f"TLS failed: {getattr(exc, 'reason', None) or exc}"
     if isinstance(exc, OSError) and exc.strerror:
         if "Name or service not known" in exc.strerror or "not known" in exc.strerror:
