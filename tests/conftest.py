@@ -1,5 +1,7 @@
 """Shared paths and helpers for the callmon tests."""
 
+import contextlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +294,95 @@ def floor(tmp_path_factory, redis_server):
     hub = HubProcess(where / "tokens.toml", where / "hub.log", "--redis", redis_server.url)
     yield Floor(hub, redis_server, where / "tokens.toml", tokens)
     hub.stop()
+
+
+# --- two agents on a floor, for the dashboards' tests ----------------------------------------------------
+
+
+class FloorAgent:
+    """An agent's link to the hub (a plain websockets client), publishing one call's schema-1 events."""
+
+    def __init__(self, url, token, agent_id, call_id):
+        from websockets.sync.client import connect
+
+        from monitor.events import CallStarted
+
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(url, open_timeout=FLOOR_WAIT_S))
+        self.ws.send(json.dumps({"type": "hello", "token": token}))
+        welcome = json.loads(self.ws.recv(FLOOR_WAIT_S))
+        assert welcome == {"type": "welcome", "role": "agent", "agent_id": agent_id}
+        self.agent_id, self.call_id = agent_id, call_id
+        self.send(CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}},
+                              16000, "test", "tiny.en"))
+
+    def send(self, event):
+        self.ws.send(json.dumps(event.to_dict()))
+
+    def metrics(self, t, heat, hostility, loudness=1.0, pace=150.0):
+        from monitor.events import Metrics, RoleMetrics
+
+        roles = {
+            "agent": RoleMetrics(pace_wpm=140.0),
+            "customer": RoleMetrics(loudness_above_baseline_db=loudness, pace_wpm=pace, hostility=hostility),
+        }
+        self.send(Metrics(self.call_id, t, t, roles, overlap=False, silence_s=0.0, heat=heat, talk_ratio=0.5))
+
+    def says(self, t, role, text):
+        from monitor.events import TranscriptFinal
+
+        self.send(TranscriptFinal(self.call_id, t, t, role, text, t - 1.0, t))
+
+    def nudge(self, t, kind, severity, message):
+        from monitor.events import Nudge
+
+        self.send(Nudge(self.call_id, t, t, f"n1-{kind}", kind, severity, message, "heard in the test"))
+
+    def supervisor(self, t, note=""):
+        from monitor.events import SupervisorRequested
+
+        self.send(SupervisorRequested(self.call_id, t, t, note))
+
+    def lead_messages(self, count, timeout=FLOOR_WAIT_S):
+        """The next `count` messages of type `lead` the hub sends this agent (acknowledgements, whispers)."""
+        import time
+
+        got, end = [], time.monotonic() + timeout
+        while len(got) < count:
+            message = json.loads(self.ws.recv(max(0.01, end - time.monotonic())))
+            if message.get("type") == "lead":
+                got.append(message)
+        return got
+
+    def close(self):
+        self._stack.close()
+
+
+def start_calls(hub, tokens):
+    """Alice and Bob start their calls (call.started only)."""
+    return FloorAgent(hub.url, tokens["alice"], "alice", "c-0000aaaa"), FloorAgent(hub.url, tokens["bob"], "bob", "c-0000bbbb")
+
+
+def calm_talk(alice, bob):
+    """Alice's call (longer, a little tense in words) and Bob's (shorter, calmer), both heat 0."""
+    alice.says(29.0, "customer", "my parcel is late again")
+    alice.metrics(30.0, heat=0, hostility=0.10)
+    bob.says(18.0, "customer", "hello I am calling about my bill")
+    bob.says(19.5, "agent", "happy to help with that")
+    bob.metrics(20.0, heat=0, hostility=0.05)
+
+
+def calm_floor(hub, tokens):
+    """Both calls started and calm: alice's first on the board (more hostile, longer)."""
+    alice, bob = start_calls(hub, tokens)
+    calm_talk(alice, bob)
+    return alice, bob
+
+
+def escalate(bob):
+    """Bob's customer blows up: critical heat, hostile, and the coach says to call the supervisor."""
+    bob.says(24.0, "customer", "this is useless get me your manager right now")
+    bob.metrics(24.5, heat=3, hostility=0.92, loudness=9.5, pace=210.0)
+    bob.nudge(24.5, "call_supervisor", "critical", "Bring in your supervisor now")
+
+

@@ -170,14 +170,12 @@ class Alert:
         return "asked for a supervisor" if self.kind == "supervisor_request" else "coach says: call the supervisor"
 
 
-def alerts(calls: dict[str, Call], seen: dict[str, int] | None = None) -> list[Alert]:
-    """Alerts in board order: supervisor requests and active `call_supervisor` nudges not acknowledged.
+def alerts(calls: dict[str, Call]) -> list[Alert]:
+    """Alerts in board order: supervisor requests and active `call_supervisor` nudges no lead acknowledged.
 
     A lead's acknowledgement is part of the call (`ack`: how many requests, which nudges), so it holds
-    for every lead and survives a hub restart. `seen` maps call_id → how many of that call's supervisor
-    requests this lead has seen (opened the call); those no longer alert on this screen either.
+    for every lead and survives a hub restart; a later request or nudge alerts again.
     """
-    seen = seen or {}
     out: list[Alert] = []
     for call in rank(calls):
         call_id = str(call.get("call_id"))
@@ -186,7 +184,7 @@ def alerts(calls: dict[str, Call], seen: dict[str, int] | None = None) -> list[A
         acked = ack.get("requests") if isinstance(ack.get("requests"), int) else 0
         acked_nudges = set(ack.get("nudges") or []) if isinstance(ack.get("nudges"), list) else set()
         requests = [r for r in call.get("supervisor_requests") or [] if isinstance(r, dict)]
-        for request in requests[max(acked, seen.get(call_id, 0)):]:
+        for request in requests[acked:]:
             out.append(Alert(call_id, agent, "supervisor_request", _num(request.get("t")), str(request.get("note") or "")))
         for nudge in call.get("nudges") or []:
             if isinstance(nudge, dict) and nudge.get("kind") == "call_supervisor" and nudge.get("id") not in acked_nudges:
@@ -195,13 +193,6 @@ def alerts(calls: dict[str, Call], seen: dict[str, int] | None = None) -> list[A
                     str(nudge.get("severity") or "warn"),
                 ))
     return out
-
-
-def mark_seen(calls: dict[str, Call], seen: dict[str, int], call_id: str | None = None) -> None:
-    """The lead has seen the supervisor requests of one call (or of every call when `call_id` is None)."""
-    for cid, call in calls.items():
-        if call_id is None or cid == call_id:
-            seen[cid] = len(call.get("supervisor_requests") or [])
 
 
 def _num(value: Any) -> float:
