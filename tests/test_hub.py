@@ -93,11 +93,23 @@ def test_token_command_prints_the_token_once_and_stores_only_its_hash(run_callmo
         (["hub", "--tokens", "no-such-tokens.toml"], "does not exist"),
         (["hub", "token", "--role", "agent", "--tokens", "{tmp}/t.toml"], "--agent-id"),
         (["hub", "--tokens", "{tmp}/bad.toml"], "sha256"),
+        (["hub", "--tokens", "{tmp}/strings.toml"], "expected only [[token]] tables"),
+        (["hub", "--tokens", "{tmp}/table.toml"], "expected only [[token]] tables"),
+        (["hub", "--tokens", "{tmp}/expiry.toml"], "expires must be a TOML date-time"),
+        (["hub", "--tokens", "{tmp}/number.toml"], "sha256"),
+        (["hub", "--tokens", "{tmp}/good.toml", "--redis", "http://redis:6379"], "--redis"),
     ],
-    ids=["no-token-file", "missing-token-file", "agent-without-id", "bad-token-file"],
+    ids=["no-token-file", "missing-token-file", "agent-without-id", "bad-token-file", "token-strings", "token-table",
+         "bad-expiry", "number-hash", "bad-redis-url"],
 )
 def test_hub_bad_input_is_one_line_and_exit_2(run_callmon, tmp_path, args, says):
+    digest = "0" * 64
     (tmp_path / "bad.toml").write_text('[[token]]\nrole = "viewer"\nsha256 = "the token itself"\n')
+    (tmp_path / "strings.toml").write_text('token = ["abc", "def"]\n')
+    (tmp_path / "table.toml").write_text(f'[token]\nrole = "viewer"\nsha256 = "{digest}"\n')
+    (tmp_path / "expiry.toml").write_text(f'[[token]]\nrole = "viewer"\nsha256 = "{digest}"\nexpires = "tomorrow"\n')
+    (tmp_path / "number.toml").write_text('[[token]]\nrole = "viewer"\nsha256 = 12\n')
+    (tmp_path / "good.toml").write_text(f'[[token]]\nrole = "viewer"\nsha256 = "{digest}"\n')
     result = run_callmon(*[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=60)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
@@ -428,3 +440,222 @@ def test_updates_inside_a_viewers_window_merge_into_one():
     assert merged.set["heat"] == 3 and merged.set["last_customer_line"] == "Two." and merged.set["t"] == 3.0
     whole = first.merged(merged)
     assert whole.set["transcript"] == [] and whole.set["agent_id"] == "alice", "a new call's first update keeps every field"
+
+
+# --- attacks: each found by trying it; against a real hub on a real redis-server --------------------------
+
+
+def _strict(text: str):
+    """JSON as a browser's JSON.parse reads it: NaN and Infinity are errors."""
+    def refuse(name):
+        raise ValueError(f"{name} in the hub's output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":Infinity,"wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "Infinity"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":5,"wall":5,"roles":{"customer":{"hostility":NaN}},'
+         '"overlap":false,"silence_s":0}', "NaN"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":1e308,"wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "t must be from"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":"12","wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "t must be a number"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":5,"wall":5,"roles":{},"overlap":false,'
+         '"silence_s":0,"heat":7}', "heat"),
+        ('{"schema":1,"type":"transcript.final","call_id":"c-0000a901","t":5,"wall":5,"role":"customer",'
+         '"text":{"html":"<b>"},"start":4,"end":5,"words":[]}', "text must be text"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"<img src=x onerror=alert(1)>",'
+         '"severity":"critical","message":"m","reason":"r","evidence":{}}', "kind"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"urgent","message":"m","reason":"r","evidence":{}}', "severity"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"warn","message":"m","reason":"r","evidence":' + _nested(40) + "}", "nested deeper"),
+        ('{"schema":1,"type":"supervisor.requested","call_id":"c-0000a901","t":5,"wall":5,"note":["a"]}', "note"),
+    ],
+    ids=["t-infinity", "hostility-nan", "t-huge", "t-string", "heat-7", "text-object", "kind-markup", "severity",
+         "evidence-deep", "note-list"],
+)
+def test_a_field_of_the_wrong_type_or_range_is_refused_and_every_viewer_still_gets_valid_json(floor, bad, says):
+    call = "c-0000a901"
+    with agent(floor.url, floor.tokens["alice"]) as ws:
+        send(ws, started(call, "alice"), metrics(call, 2.0, 1, hostility=0.3))
+        ws.send(bad)
+        reply = json.loads(ws.recv(timeout=WAIT_S))
+        assert reply["type"] == "error" and says in reply["message"], reply
+        send(ws, final(call, 3.0, "customer", "still here"))  # the link stays open
+        viewer = FloorViewer(floor.url, floor.tokens["viewer"])
+        try:
+            viewer.wait("the line after the bad message", lambda v: v.calls.get(call, {}).get("last_customer_line"))
+            with connect(floor.url, open_timeout=WAIT_S, max_size=None) as fresh:  # read as a browser would
+                fresh.send(json.dumps({"type": "hello", "token": floor.tokens["viewer"]}))
+                fresh.recv(timeout=WAIT_S)
+                board = _strict(fresh.recv(timeout=WAIT_S))
+            mine = next(c for c in board["calls"] if c["call_id"] == call)
+            assert (mine["heat"], mine["customer"]["hostility"]) == (1, 0.3), "nothing of the bad message got in"
+            assert "<img" not in json.dumps(board) and "urgent" not in json.dumps(board)
+        finally:
+            viewer.close()
+    assert "Traceback" not in floor.hub.output()
+
+
+def test_deeply_nested_json_is_malformed_before_and_after_the_hello_without_a_traceback(floor):
+    deep = "[" * 30000 + "]" * 30000  # under the 64 KiB frame limit, far past any parser's recursion limit
+    with connect(floor.url, open_timeout=WAIT_S) as ws:  # not authenticated yet
+        ws.send(deep)
+        code, reason, _ = closed_with(ws)
+        assert code == POLICY and "hello" in reason
+    with agent(floor.url, floor.tokens["bob"]) as ws:
+        answers = []
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(30):
+                ws.send(deep)
+                answers.append(json.loads(ws.recv(timeout=WAIT_S)))
+        code, reason, _ = closed_with(ws)
+        assert answers and all(a == {"type": "error", "message": "nested too deeply"} for a in answers), answers[:3]
+        assert (code, reason) == (POLICY, "too many bad messages") and len(answers) < 30
+    viewer = FloorViewer(floor.url, floor.tokens["viewer"])
+    try:
+        viewer.send({"type": "whisper", "call_id": "c-0000a901", "text": deep[:100]})
+        viewer.ws.send(deep)
+        viewer.wait("the hub's answer to the viewer", lambda v: "nested too deeply" in v.errors)
+    finally:
+        viewer.close()
+    assert floor.hub.alive()
+    assert "Traceback" not in floor.hub.output() and "RecursionError" not in floor.hub.output()
+
+
+def _stalled_viewer(port: int, token: str):
+    """A viewer that says hello and then never reads: the socket's receive buffer is tiny and stays full."""
+    import base64
+    import os
+    import socket
+    import struct
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = json.dumps({"type": "hello", "token": token}).encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload)) + mask
+    sock.sendall(frame + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def test_viewers_that_stop_reading_their_snapshot_are_dropped_and_one_agent_token_fills_a_bounded_board(
+        tmp_path, redis_server, start_hub):
+    from monitor.floor.state import MAX_CALL_BYTES, MAX_CALLS_PER_AGENT
+    from monitor.floor.tokens import add_token
+
+    path = tmp_path / "tokens.toml"
+    agents = {f"agent{i}": add_token(path, "agent", agent_id=f"agent{i}") for i in range(4)}
+    viewer_token = add_token(path, "viewer", name="lead")
+    hub = start_hub(path, "--redis", redis_server.url[:-1] + "3")
+    line = "\N{POUTING FACE}" * 500  # the longest line the hub keeps, 4 bytes a character
+
+    def fill(name: str, token: str) -> dict:
+        with agent(hub.url, token) as ws:
+            for c in range(MAX_CALLS_PER_AGENT):
+                call = f"c-{name}-{c:02d}"
+                send(ws, started(call, name))
+                for i in range(21):
+                    send(ws, final(call, 2.0 + i, "customer", line))
+                    time.sleep(0.02)  # the hub's rate limit is 50 a second
+            send(ws, started(f"c-{name}-extra", name))
+            return json.loads(ws.recv(timeout=WAIT_S))
+
+    threads, refusals = [], {}
+    for name, token in agents.items():
+        thread = threading.Thread(target=lambda n=name, t=token: refusals.__setitem__(n, fill(n, t)))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(120)
+    assert all("has 16 calls that have not ended" in r["message"] for r in refusals.values()), refusals
+
+    viewer = FloorViewer(hub.url, viewer_token)
+    viewer.wait("every agent's board", lambda v: sum(len(c["transcript"]) for c in v.calls.values()) >= 4 * 16 * 20)
+    viewer.close()
+    with connect(hub.url, open_timeout=WAIT_S, max_size=None) as ws:
+        ws.send(json.dumps({"type": "hello", "token": viewer_token}))
+        ws.recv(timeout=WAIT_S)
+        size = len(ws.recv(timeout=WAIT_S).encode())
+    assert size <= len(agents) * MAX_CALLS_PER_AGENT * MAX_CALL_BYTES, size
+    assert size > 4_500_000, "the board must outgrow the kernel's socket buffers for the stall to be real"
+
+    stalled = [_stalled_viewer(hub.port, viewer_token) for _ in range(2)]
+    end = time.monotonic() + 60
+    while hub.output().count("stopped reading; dropped") < 2:
+        assert time.monotonic() < end, f"the stalled viewers were not dropped:\n{hub.output()[-2000:]}"
+        time.sleep(0.2)
+    for sock in stalled:
+        with pytest.raises(OSError):  # reset by the hub; what was buffered is gone
+            while sock.recv(65536):
+                pass
+        sock.close()
+    after = FloorViewer(hub.url, viewer_token)  # the hub serves on
+    assert len(after.calls) == 4 * 16
+    after.close()
+    assert "Traceback" not in hub.output()
+
+
+def test_revoked_and_expired_tokens_close_the_links_open_with_them(tmp_path, redis_server, start_hub):
+    import os
+    import signal
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.floor.tokens import add_token
+
+    path = tmp_path / "tokens.toml"
+    tokens = floor_token_file(path)
+    hub = start_hub(path, "--redis", redis_server.url[:-1] + "4")
+    viewer = FloorViewer(hub.url, tokens["viewer"])
+    with agent(hub.url, tokens["alice"]) as alice, agent(hub.url, tokens["bob"]) as bob:
+        send(alice, started("c-0000e101", "alice"))
+        send(bob, started("c-0000e102", "bob"))
+        viewer.wait("both calls", lambda v: {"c-0000e101", "c-0000e102"} <= set(v.calls))
+        # revoke alice: her entry leaves the file (the hub sees the change on its own)
+        text = path.read_text()
+        entries = text.split("[[token]]")
+        path.write_text("[[token]]".join(e for e in entries if 'agent_id = "alice"' not in e))
+        code, reason, _ = closed_with(alice)
+        assert (code, reason) == (POLICY, "token revoked")
+        send(bob, final("c-0000e102", 2.0, "customer", "bob is still on"))
+        viewer.wait("bob's line", lambda v: v.calls["c-0000e102"]["last_customer_line"] == "bob is still on")
+
+        # revoke the viewer by SIGHUP: a same-size edit with the old timestamp, which only a reload finds
+        stat = path.stat()
+        swapped = path.read_text().replace(hash_token(tokens["viewer"]), hash_token("x" * 43))
+        path.write_text(swapped)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        hub.signal(signal.SIGHUP)
+        code, reason, _ = closed_with(viewer.ws)
+        assert (code, reason) == (POLICY, "token revoked")
+        viewer.close()
+
+    expires = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    carol = add_token(path, "agent", agent_id="carol")
+    path.write_text(path.read_text().rstrip() + f"\nexpires = {expires.isoformat().replace('+00:00', 'Z')}\n")
+    with agent(hub.url, carol) as ws:
+        send(ws, started("c-0000e103", "carol"))
+        code, reason, _ = closed_with(ws)
+        assert (code, reason) == (POLICY, "token expired")
+    with connect(hub.url, open_timeout=WAIT_S) as ws:
+        ws.send(json.dumps({"type": "hello", "token": carol}))
+        code, _, _ = closed_with(ws)
+        assert code == POLICY, "an expired token does not open the hub again"
+    assert "Traceback" not in hub.output()

@@ -110,8 +110,14 @@ class _Viewer:
         self.wake.set()
 
     async def _send(self, data: bytes) -> None:
-        self.busy_since = asyncio.get_running_loop().time()
-        await self.ws.send(data, text=True)
+        loop = asyncio.get_running_loop()
+        self.busy_since = loop.time()
+        try:
+            await self.ws.send(data, text=True)
+        except ConnectionClosed:
+            if loop.time() - self.busy_since > 1.0:  # the kernel gave up on a peer that took nothing
+                log.warning("viewer %s stopped reading; dropped", self.name)
+            raise
         self.busy_since = None
 
     async def run(self) -> None:
@@ -449,6 +455,9 @@ class Hub:
         """Check one agent message and submit it; (what was wrong, whether it ends the link), or (None, False)."""
         try:
             data = loads(raw)
+        except Invalid as exc:  # not JSON, NaN or Infinity, nested too deeply
+            return str(exc), False
+        try:
             if isinstance(data, dict) and data.get("type") == "heartbeat":
                 call_id = data.get("call_id")
                 if not isinstance(call_id, str) or not ID.fullmatch(call_id) or set(data) != {"type", "call_id"}:
@@ -459,8 +468,8 @@ class Hub:
                 event = event_from_dict(data)
                 call_id = event.call_id
                 item = {"k": "e", "c": call_id, "m": data}
-        except (Invalid, ValueError) as exc:
-            return (f"invalid event: {exc}" if not isinstance(exc, Invalid) or str(exc) != "not JSON" else "not JSON"), False
+        except ValueError as exc:  # Invalid, or a field event_from_dict does not know
+            return f"invalid event: {exc}", False
         agent_id = link.agent_id
         owner = self.state.owner(call_id)
         if owner is None and call_id in link.calls:
