@@ -562,7 +562,7 @@ def test_viewers_that_stop_reading_their_snapshot_are_dropped_and_one_agent_toke
     from monitor.floor.tokens import add_token
 
     path = tmp_path / "tokens.toml"
-    agents = {f"agent{i}": add_token(path, "agent", agent_id=f"agent{i}") for i in range(4)}
+    agents = {f"agent{i}": add_token(path, "agent", agent_id=f"agent{i}") for i in range(8)}
     viewer_token = add_token(path, "viewer", name="lead")
     hub = start_hub(path, "--redis", redis_server.url[:-1] + "3")
     line = "\N{POUTING FACE}" * 500  # the longest line the hub keeps, 4 bytes a character
@@ -588,7 +588,7 @@ def test_viewers_that_stop_reading_their_snapshot_are_dropped_and_one_agent_toke
     assert all("has 16 calls that have not ended" in r["message"] for r in refusals.values()), refusals
 
     viewer = FloorViewer(hub.url, viewer_token)
-    viewer.wait("every agent's board", lambda v: sum(len(c["transcript"]) for c in v.calls.values()) >= 4 * 16 * 20)
+    viewer.wait("every agent's board", lambda v: sum(len(c["transcript"]) for c in v.calls.values()) >= 8 * 16 * 20)
     viewer.close()
     with connect(hub.url, open_timeout=WAIT_S, max_size=None) as ws:
         ws.send(json.dumps({"type": "hello", "token": viewer_token}))
@@ -608,7 +608,7 @@ def test_viewers_that_stop_reading_their_snapshot_are_dropped_and_one_agent_toke
                 pass
         sock.close()
     after = FloorViewer(hub.url, viewer_token)  # the hub serves on
-    assert len(after.calls) == 4 * 16
+    assert len(after.calls) == 8 * 16
     after.close()
     assert "Traceback" not in hub.output()
 
