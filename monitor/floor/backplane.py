@@ -127,6 +127,7 @@ class RedisBackplane:
         self.status = "connecting"
         self.last = "0-0"  # the last position folded
         self._reader: asyncio.Task[None] | None = None
+        self._reloading = False
 
     def _key(self, call_id: str) -> str:
         return f"{PREFIX}call:{call_id}"
@@ -137,16 +138,18 @@ class RedisBackplane:
         try:
             await self._load()
         except Exception as exc:  # down at start: the reader retries; the hub serves what it gets meanwhile
-            self._down(exc)
+            self.down(exc)
         self._reader = asyncio.create_task(self._follow())
 
-    def _down(self, exc: BaseException) -> None:
+    def down(self, exc: BaseException, *, quiet: bool = False) -> None:
+        """Redis failed a command: say so once (one log line, a status for viewers) until it is back."""
         status = f"down: {_why(exc)}"
-        if self.status != status:
-            if not self.status.startswith("down"):
-                log.warning("redis at %s is unreachable (%s); serving what this hub has, retrying", self.url, _why(exc))
-            self.status = status
-            self.on_status(status)
+        if self.status.startswith("down"):
+            return
+        if not quiet:
+            log.warning("redis at %s is unreachable (%s); serving what this hub has, retrying", self.url, _why(exc))
+        self.status = status
+        self.on_status(status)
 
     async def _load(self) -> None:
         """The board from the hashes, then the stream from where the oldest hash left off (or REPLAY_S back)."""
@@ -186,6 +189,7 @@ class RedisBackplane:
                 break
         self.last = end
         self.status = "ok"
+        self._reloading = False
         self.on_status("ok")
 
     async def _follow(self) -> None:
@@ -204,18 +208,20 @@ class RedisBackplane:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._down(exc)
+                self.down(exc)
                 await asyncio.sleep(backoff.next())
 
     async def _resync(self) -> None:
         """Back after an outage: if the stream still holds our position, go on; else reload the board."""
-        first = await self.redis.xrange(self.stream, count=1)
-        if self.last != "0-0" and first and pos_key(first[0][0].decode()) <= pos_key(self.last):
+        here = await self.redis.xrange(self.stream, min=self.last, max=self.last) if self.last != "0-0" else []
+        if here:
             log.warning("redis at %s is back; following the stream from where this hub was", self.url)
             self.status = "ok"
             self.on_status("ok")
             return
-        log.warning("redis at %s is back without this hub's position; reloading the board", self.url)
+        if not self._reloading:  # a reload that fails half-way is tried again, but said once
+            log.warning("redis at %s is back without this hub's position; reloading the board", self.url)
+        self._reloading = True
         self.on_reset()
         await self._load()
 

@@ -123,13 +123,14 @@ class _Viewer:
     async def run(self) -> None:
         """The snapshot, then pending deltas as their calls' windows open, until the connection closes."""
         loop = asyncio.get_running_loop()
-        if self.first is not None:
-            first, self.first = self.first, None
-            await self._send(first)
         while True:
-            await self.wake.wait()
+            if self.first is not None:  # the first snapshot, or a fresh one after the hub reloaded its board
+                first, self.first = self.first, None
+                await self._send(first)
+            if not (self.pending or self.notices):
+                await self.wake.wait()
             self.wake.clear()
-            while self.pending or self.notices:
+            while (self.pending or self.notices) and self.first is None:
                 now = loop.time()
                 next_open = None
                 texts, self.notices = self.notices, []
@@ -194,6 +195,7 @@ class Hub:
         self.outbox_ready = asyncio.Event()
         self.reload_tokens = False  # set by SIGHUP
         self.was_down = False  # the backplane was down since it was last ok
+        self.reloading = False  # the board is being reloaded from the backplane
         self.port: int | None = None
 
     # --- serving ----------------------------------------------------------------------------
@@ -276,19 +278,16 @@ class Hub:
             self.outbox_ready.clear()
             while self.outbox:
                 items, self.outbox = self.outbox[:1000], self.outbox[1000:]
-                try:
-                    await self.backplane.publish(items)
-                except Exception as exc:  # Redis is down: serve what we have, fold our own agents locally
-                    self._backplane_down(exc)
-                    for item in items:
-                        self._fold(Entry("", time.time(), item))
-
-    def _backplane_down(self, exc: BaseException) -> None:
-        status = f"down: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
-        if isinstance(self.backplane, RedisBackplane) and not self.backplane.status.startswith("down"):
-            log.warning("redis at %s is unreachable (%s); serving what this hub has, retrying", self.backplane.url, status[6:])
-            self.backplane.status = status
-            self._backplane_status(status)
+                if self.backplane.status in ("ok", "local"):
+                    try:
+                        await self.backplane.publish(items)
+                        continue
+                    except Exception as exc:  # the reader says so in the log; the status changes at once
+                        if isinstance(self.backplane, RedisBackplane):
+                            self.backplane.down(exc, quiet=True)
+                # Redis is down: serve what we have and fold our own agents here; they re-send once it is back.
+                for item in items:
+                    self._fold(Entry("", time.time(), item))
 
     def _backplane_status(self, status: str) -> None:
         if status == "ok" and self.was_down:
@@ -297,12 +296,21 @@ class Hub:
                 for link in links:
                     _spawn(link.ws.send(P.dumps(P.resync())))
         self.was_down = status.startswith("down")
+        fresh = None
+        if status == "ok" and self.reloading:
+            self.reloading = False
+            fresh = P.dumps(P.snapshot(self.state.snapshot(), self.pos)).encode()
         for viewer in self.viewers:
+            if fresh is not None:
+                viewer.pending.clear()
+                viewer.first = fresh
+                viewer.pos = self.pos
             viewer.notice(P.status(status))
 
     def _reset(self) -> None:
         """The backplane came back without this hub's position: start the board over from it, give every viewer
-        a fresh snapshot, and ask our agents to send their calls again (Redis may have come back empty)."""
+        a fresh snapshot once it is loaded, and ask our agents to send their calls again (Redis may have come
+        back empty)."""
         self.state = FloorState(
             stale_s=self.settings.stale_s, remove_after_s=self.settings.remove_after_s,
             forget_stale_s=self.settings.forget_stale_s,
@@ -311,9 +319,7 @@ class Hub:
         for links in self.agents.values():
             for link in links:
                 _spawn(link.ws.send(P.dumps(P.resync())))
-        for viewer in list(self.viewers):
-            self.viewers.discard(viewer)  # the handler sees it gone and the client reconnects for a snapshot
-            _spawn(viewer.ws.close(1012, "the hub reloaded its board; reconnect"))
+        self.reloading = True  # once loaded, every viewer gets a fresh snapshot (_backplane_status)
 
     def _fold(self, entry: Entry) -> None:
         """One backplane entry into the board: deltas to viewers, a lead's message to the agent if it is here."""

@@ -61,7 +61,9 @@ class HubPublisher:
         self, url: str, token: str, agent_id: str, *, buffer: int = 2000, ssl_context: ssl.SSLContext | None = None,
         on_lead: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.url = ws_url(url, web=False)
+        # Several hubs on one backplane: "ws://hub-a:8765,ws://hub-b:8765"; a link that fails moves to the next.
+        self.urls = [ws_url(u, web=False) for u in url.split(",") if u.strip()] or [ws_url(url, web=False)]
+        self.url = self.urls[0]
         self.token = token
         self.on_lead = on_lead  # called on the publisher's thread with each `lead` message for our call
         self.lead: list[dict[str, Any]] = []  # the lead messages received, in order
@@ -239,7 +241,8 @@ class HubPublisher:
                       "retrying in the background", file=sys.stderr, flush=True)
             if self._closing:
                 return  # one try was made during close; the hub is not there
-            pause = backoff.next()
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+            pause = backoff.next() if self.url == self.urls[0] else 0.05
             self._link = f"down: {reason}, retrying in {pause:.1f} s"
             log.debug("hub link %s", self._link)
             await self._sleep(pause)

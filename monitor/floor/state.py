@@ -32,6 +32,9 @@ from .validate import MAX_SHORT, MAX_TEXT
 MAX_REQUESTS = 20  # supervisor requests kept per call (a stuck key must not grow a CALL without bound)
 MAX_NUDGES = 20  # active nudges kept per call
 MAX_WHISPERS = 5  # lead whispers kept per call
+# Lines one pending update keeps for a viewer (an agent's whole burst at the hub's rate limit): a viewer that
+# reads, however briefly it paused, misses no line of a call; one that stops reading holds this much per call.
+MAX_PENDING_LINES = 200
 MAX_CALLS_PER_AGENT = 16  # calls of one agent on the board; its oldest ended ones make room for a new one
 # So one agent token can put at most MAX_CALLS_PER_AGENT x MAX_CALL_BYTES on a viewer's snapshot: the
 # transcript tail, nudges and requests are bounded in count and validate.py bounds every text in them.
@@ -60,7 +63,7 @@ class Update:
     def merged(self, later: Update) -> Update:
         """This update followed by a later one of the same call, as one (for a viewer inside its 100 ms window)."""
         lines = self.lines + later.lines
-        return Update(self.call_id, {**self.set, **later.set}, lines[-TRANSCRIPT_TAIL:])
+        return Update(self.call_id, {**self.set, **later.set}, lines[-MAX_PENDING_LINES:])
 
 
 @dataclass
