@@ -188,6 +188,17 @@ class HubPublisher:
                 pass
 
     @property
+    def lead_note(self) -> str | None:
+        """What the agent's banner says of the lead: "your lead is coming", the latest whisper, or None."""
+        for message in reversed(self.lead):
+            who = str(message.get("by") or "your lead")
+            if message.get("kind") == "whisper":
+                return f"✉ {who}: {message.get('text', '')}"
+            if message.get("kind") == "ack":
+                return f"➜ your lead is coming ({who})"
+        return None
+
+    @property
     def link(self) -> str:
         """The link to the hub, for the agent's screen: connected, connecting, or down: why, retrying when."""
         return self._link
