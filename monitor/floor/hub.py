@@ -160,14 +160,13 @@ class _Viewer:
 
 
 class _AgentLink:
-    """One agent connection: its grant, its rate limits, and the calls it started on this link."""
+    """One agent connection: its grant and its rate limit."""
 
     def __init__(self, ws: ServerConnection, grant: Grant, settings: HubSettings) -> None:
         self.ws = ws
         self.grant = grant
         self.agent_id = grant.agent_id or ""
         self.bucket = P.TokenBucket(settings.rate_per_s, settings.rate_burst)
-        self.calls: set[str] = set()  # call.started here: the hub may not have folded it back yet
 
 
 class Hub:
@@ -191,6 +190,7 @@ class Hub:
         self.links: dict[ServerConnection, Grant] = {}  # every welcomed client, for revocation
         self.pos: str | None = None  # the last backplane position folded
         self.dirty: dict[str, str] = {}  # calls this hub took entries for since the last flush -> position
+        self.claims: dict[str, str] = {}  # call id -> agent id: call.started accepted here, not yet folded back
         self.outbox: list[dict[str, Any]] = []
         self.outbox_ready = asyncio.Event()
         self.reload_tokens = False  # set by SIGHUP
@@ -337,6 +337,8 @@ class Hub:
                 log.debug("skipped an entry that is not an event: %s", str(data)[:200])
                 return
             deltas = self.state.apply(event, entry.at)
+            if isinstance(call_id, str):
+                self.claims.pop(call_id, None)  # the board knows the call now
         elif kind == "b" and isinstance(call_id, str):
             deltas = self.state.heartbeat(call_id, entry.at)
         elif kind == "l" and isinstance(call_id, str):
@@ -477,17 +479,16 @@ class Hub:
         except ValueError as exc:  # Invalid, or a field event_from_dict does not know
             return f"invalid event: {exc}", False
         agent_id = link.agent_id
-        owner = self.state.owner(call_id)
-        if owner is None and call_id in link.calls:
-            owner = agent_id
+        # The board learns of a call only when its call.started comes back from the backplane; until then the
+        # claim made here says whose it is, so the call's next events (and another agent's) are judged at once.
+        owner = self.state.owner(call_id) or self.claims.get(call_id)
         if data.get("type") == "call.started":
             if data["agent_id"] != agent_id:
                 return f"agent {agent_id} may not publish a call of agent {data['agent_id']!r}", True
             if owner is None:
                 if not self.state.has_room(agent_id, MAX_CALLS_PER_AGENT):
                     return f"agent {agent_id} has {MAX_CALLS_PER_AGENT} calls that have not ended; end one first", False
-                owner = agent_id
-            link.calls.add(call_id)
+                owner = self.claims[call_id] = agent_id
         elif owner is None:
             what = "heartbeat for" if item["k"] == "b" else "unknown call"
             return f"{what} {call_id}: send its call.started first" if what == "unknown call" else \
