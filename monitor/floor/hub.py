@@ -42,7 +42,7 @@ from ..errors import BadInput
 from ..events import TranscriptFinal, event_from_dict
 from ..redact import redact_text
 from . import protocol as P
-from .backplane import Entry, LocalBackplane, RedisBackplane, valid_pos
+from .backplane import Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
 from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, Removed
 from .tokens import Grant, TokenStore
 from .validate import ID, MAX_SHORT, Invalid, check_event, loads
@@ -54,6 +54,7 @@ audit.setLevel(logging.INFO)
 WEB_DIR = Path(__file__).parent / "web"
 SLOW_VIEWER_S = P.SLOW_VIEWER_S
 FLUSH_S = 0.5  # how often a hub on Redis writes the calls it took entries for to their hashes
+CATCH_UP_S = 5.0  # how long a resuming viewer waits for this hub to reach its position on the stream
 OUTBOX_MAX = 20_000  # accepted messages waiting for the backplane; beyond this agents are told to slow down
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -193,6 +194,7 @@ class Hub:
         self.claims: dict[str, str] = {}  # call id -> agent id: call.started accepted here, not yet folded back
         self.outbox: list[dict[str, Any]] = []
         self.outbox_ready = asyncio.Event()
+        self.moved = asyncio.Event()  # set when the board folds a new position (resuming viewers wait on it)
         self.reload_tokens = False  # set by SIGHUP
         self.was_down = False  # the backplane was down since it was last ok
         self.reloading = False  # the board is being reloaded from the backplane
@@ -354,6 +356,7 @@ class Hub:
                     _spawn(link.ws.send(message))
         if entry.pos:
             self.pos = entry.pos
+            self.moved.set()
             if data.get("h") == self.id and isinstance(call_id, str):
                 self.dirty[call_id] = entry.pos
         for delta in deltas:
@@ -503,6 +506,18 @@ class Hub:
 
     async def _serve_viewer(self, ws: ServerConnection, grant: Grant, since: str | None) -> None:
         """A snapshot (or a resume), then deltas from the viewer's sender task; acks and whispers in."""
+        if since is not None and self.pos is not None:
+            # A viewer coming from a hub further along the stream: let this one catch up first, or the board it
+            # gets would go back in time.
+            loop = asyncio.get_running_loop()
+            end = loop.time() + CATCH_UP_S
+            while self.pos is not None and pos_key(self.pos) < pos_key(since) and loop.time() < end:
+                self.moved.clear()
+                try:
+                    async with asyncio.timeout(max(0.0, end - loop.time())):
+                        await self.moved.wait()
+                except TimeoutError:
+                    break
         viewer = _Viewer(self, ws, grant)
         self.viewers.add(viewer)  # from here on it gets every delta after the snapshot it is about to receive
         upto = self.pos
