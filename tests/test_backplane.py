@@ -147,7 +147,7 @@ def test_a_redis_outage_is_one_log_line_a_status_for_viewers_and_a_resync_after(
         viewer.wait("the status saying the backplane is down", lambda v: any(s.startswith("down") for s in v.statuses))
         viewer.wait("the line, served by the hub alone meanwhile",
                     lambda v: v.calls[call]["last_customer_line"] == "said while redis was down")
-        time.sleep(3)  # a few reconnection attempts, which must not flood the log
+        time.sleep(1.5)  # a few reconnection attempts, which must not flood the log
         server = RedisServer(tmp_path, port=server.port)  # back, empty (no persistence)
         viewer.wait("the status back to ok", lambda v: v.statuses and v.statuses[-1] == "ok")
         later = start_hub(path, "--redis", server.url)  # a hub that knows only what is in Redis now

@@ -325,6 +325,12 @@ class Hub:
 
     def _fold(self, entry: Entry) -> None:
         """One backplane entry into the board: deltas to viewers, a lead's message to the agent if it is here."""
+        try:
+            self._fold_one(entry)
+        except Exception as exc:  # a bug must cost one entry, not the reader or the writer task
+            log.warning("skipped backplane entry %s: %s: %s", entry.pos or "(local)", type(exc).__name__, exc)
+
+    def _fold_one(self, entry: Entry) -> None:
         data = entry.data
         kind = data.get("k")
         call_id = data.get("c")
@@ -521,7 +527,12 @@ class Hub:
         viewer = _Viewer(self, ws, grant)
         self.viewers.add(viewer)  # from here on it gets every delta after the snapshot it is about to receive
         upto = self.pos
-        resumed = await self.backplane.since(since, upto) if since is not None and upto is not None else None
+        resumed = None
+        if since is not None and upto is not None:
+            try:
+                resumed = await self.backplane.since(since, upto)
+            except Exception as exc:  # Redis went away meanwhile: a fresh snapshot from what this hub has
+                log.debug("resume from %s failed: %s", since, exc)
         if resumed is None:
             viewer.pending.clear()  # the snapshot below holds all of it
             calls = self.state.snapshot()
