@@ -253,8 +253,8 @@ class Hub:
 
     def _check_tokens(self, force: bool) -> None:
         """Re-read the token file if it changed (always on SIGHUP) and close links whose token is gone or expired."""
-        if self.tokens.reload(force) or force:
-            log.warning("token file %s re-read: %d token(s)", self.tokens.path, len(self.tokens.grants))
+        if self.tokens.reload(force):
+            log.info("token file %s re-read: %d token(s)", self.tokens.path, len(self.tokens.grants))
         now = time.time()
         for ws, grant in list(self.links.items()):
             if not self.tokens.still_valid(grant, now):
