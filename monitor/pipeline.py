@@ -1,9 +1,9 @@
 """The one pipeline, live or replay: source blocks in, call-time events out to the sinks.
 
-The calling thread reads the source and runs the per-role stages that are cheap and must keep
-pace with the audio (loudness, VAD, segmenting); the STT worker thread runs the model. Both
-emit through `_emit`, which serialises sinks under one lock, so a sink sees one event at a
-time and never needs its own locking.
+The calling thread reads the source and runs the per-role measures that are cheap and must keep
+pace with the audio (one `RoleFrontEnd` per role: loudness, VAD, segmenting, agitation); the STT
+worker thread runs the model. Both emit through `_emit`, which serialises sinks under one lock,
+so a sink sees one event at a time and never needs its own locking.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from .analysis.agitation import AgitationMeter
-from .audio.levels import LoudnessMeter
 from .audio.source import RATE, AudioBlock
 from .config import Config
 from .errors import PipelineError
 from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
+from .stt.frontend import RoleFrontEnd
 from .stt.model import RawWord
-from .stt.segmenter import Segmenter, Utterance
-from .stt.vad import StreamingVad
+from .stt.segmenter import Utterance
 from .stt.worker import SttWorker, Transcriber
 
 Sink = Callable[[Event], None]
@@ -33,15 +30,6 @@ Stage = Callable[[Event], list[Event]]
 def new_call_id() -> str:
     """A fresh call id: `c-` and 8 hex digits."""
     return f"c-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class _RoleState:
-    meter: LoudnessMeter
-    vad: StreamingVad
-    segmenter: Segmenter
-    agitation: AgitationMeter
-    talk_s: float = 0.0
 
 
 class Pipeline:
@@ -93,15 +81,8 @@ class Pipeline:
         """Process the whole source; returns the `call.ended` event it emitted last."""
         cfg = self.cfg
         self._t0 = time.monotonic()
-        states = {
-            role: _RoleState(
-                LoudnessMeter(RATE, cfg.features.loudness_window_s, cfg.features.loudness_floor_lufs),
-                StreamingVad(),
-                Segmenter(role, cfg.vad, RATE),
-                AgitationMeter(cfg.analysis.agitation_baseline_s),
-            )
-            for role in self.roles
-        }
+        fronts = {role: RoleFrontEnd(role, cfg, RATE) for role in self.roles}
+        talk = dict.fromkeys(self.roles, 0.0)
         self._emit(
             CallStarted(
                 self.call_id, 0.0, self._wall(), cfg.call.agent_id, {r: {"channel": c} for r, c in self.roles.items()},
@@ -113,27 +94,26 @@ class Pipeline:
         silence_s = 0.0
         try:
             for block in self.source:
-                speaking, levels, agitation = {}, {}, {}
-                for role, st in states.items():
-                    x = block.roles[role][: block.length]
-                    levels[role] = st.meter.push(x)
-                    for utt in st.segmenter.push(x, st.vad.push(x)):
+                readings = {}
+                for role, front in fronts.items():
+                    readings[role] = reading = front.push(block.roles[role][: block.length])
+                    for utt in reading.utterances:
                         if utt.final:
                             self._submit_final(worker, utt)
                         elif self.partials:
                             worker.submit(utt)
-                    speaking[role] = st.segmenter.speaking
-                    agitation[role] = st.agitation.push(x, speaking[role])
-                    if speaking[role]:
-                        st.talk_s += block.length / RATE
+                    if reading.speaking:
+                        talk[role] += block.length / RATE
+                speaking = {r: reading.speaking for r, reading in readings.items()}
                 self.position = block.start + block.length
                 silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
                 self._emit_in_order(
                     Metrics(
                         self.call_id, self._t(self.position), self._wall(),
                         {
-                            r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r], agitation=agitation[r])
-                            for r in states
+                            r: RoleMetrics(loudness_lufs=round(reading.lufs, 1), speaking=reading.speaking,
+                                           agitation=reading.agitation)
+                            for r, reading in readings.items()
                         },
                         overlap=len(speaking) > 1 and all(speaking.values()),
                         silence_s=round(silence_s, 2),
@@ -142,8 +122,8 @@ class Pipeline:
                 self._source_status()
                 if worker.error is not None or self._stop.is_set():
                     break
-            for st in states.values():
-                for utt in st.segmenter.flush():
+            for front in fronts.values():
+                for utt in front.flush():
                     self._submit_final(worker, utt)
         finally:
             worker.close()
@@ -153,7 +133,6 @@ class Pipeline:
             self._emit(m)
         if worker.error is not None:
             raise PipelineError(f"speech-to-text failed: {worker.error}")
-        talk = {r: st.talk_s for r, st in states.items()}
         total = sum(talk.values())
         ended = CallEnded(
             self.call_id, self._t(self.position), self._wall(), duration=self._t(self.position), peak_heat=None,
