@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .audio.source import Pacer, roles_for
+from .audio.source import RATE, Pacer, roles_for
 from .config import Config, load_config
 from .errors import BadInput
 from .pipeline import Sink
@@ -150,7 +150,10 @@ def live(args: argparse.Namespace) -> int:
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
-        source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
+        from .audio.recording import WavRecorder
+
+        record = WavRecorder(args.record, len(plan), RATE) if args.record else None
+        source = LiveSource(plan, block, cfg.live, duration_s=args.duration, record=record)
         return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 

@@ -12,38 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from verdicts import differences
 
 CALLS = [*sorted((FIXTURES / "calls").glob("scn_*.flac")), Path(__file__).resolve().parents[1] / "monitor/data/demo_call.flac"]
 FAST = ("--fast",)
 PACED = ("--speed", "4")
-T_TOL_S = 0.3
-FOLLOW_TOL_S = 0.5
-
-
-def verdict(events: list[dict]) -> tuple[list[tuple], list[tuple], tuple]:
-    """What the coach decided: its nudges, their outcomes, and the summary counts."""
-    nudges = [(e["kind"], e["severity"], e["t"]) for e in events if e["type"] == "nudge"]
-    cleared = [(e["id"], e["how"], e.get("followed"), e.get("follow_s")) for e in events if e["type"] == "nudge.cleared"]
-    ended = [(e["nudges_raised"], e["nudges_followed"]) for e in events if e["type"] == "call.ended"]
-    return nudges, cleared, ended[-1] if ended else ()
-
-
-def differences(fast: list[dict], paced: list[dict]) -> list[str]:
-    (fn, fc, fe), (pn, pc, pe) = verdict(fast), verdict(paced)
-    out = []
-    if [n[:2] for n in fn] != [n[:2] for n in pn]:
-        out.append(f"nudges differ: fast {fn} vs paced {pn}")
-    else:
-        out += [f"{a[0]} at {a[2]} s fast vs {b[2]} s paced" for a, b in zip(fn, pn, strict=True) if abs(a[2] - b[2]) > T_TOL_S]
-    if [c[:3] for c in fc] != [c[:3] for c in pc]:
-        out.append(f"outcomes differ: fast {fc} vs paced {pc}")
-    else:
-        for a, b in zip(fc, pc, strict=True):
-            if (a[3] is None) != (b[3] is None) or (a[3] is not None and abs(a[3] - b[3]) > FOLLOW_TOL_S):
-                out.append(f"{a[0]} followed after {a[3]} s fast vs {b[3]} s paced")
-    if fe != pe:
-        out.append(f"call.ended raised/followed: fast {fe} vs paced {pe}")
-    return out
 
 
 @pytest.fixture(scope="module")
