@@ -48,6 +48,10 @@ class RoleFrontEnd:
         speaking = self._segmenter.speaking
         return RoleReading(lufs, speaking, self._agitation.push(samples, lufs, speaking), utterances)
 
+    def look_ahead(self, samples: np.ndarray) -> None:
+        """Audio the next pushes will bring (a file read ahead): its VAD runs now, in one model call."""
+        self._vad.prime(samples)
+
     def flush(self) -> list[Utterance]:
         """The audio ended: the final of the utterance in progress, if any."""
         return self._segmenter.flush()
