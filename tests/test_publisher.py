@@ -23,6 +23,7 @@ from conftest import call_started as started
 
 from monitor.errors import BadInput
 from monitor.events import CallEnded, Nudge, SupervisorRequested
+from monitor.floor.client import alerts
 from monitor.floor.publisher import HubPublisher
 from monitor.redact import redact_text
 
@@ -33,6 +34,15 @@ CARD_CALL = FIXTURES / "calls" / "scn_ack_double_charge.flac"  # the customer re
 def tokens(tmp_path):
     path = tmp_path / "tokens.toml"
     return path, floor_token_file(path)
+
+
+def wait_until(predicate, what: str) -> None:
+    import time
+
+    end = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.05)
 
 
 def wait_link(publisher: HubPublisher, prefix: str) -> None:
@@ -189,6 +199,8 @@ def test_a_hub_restarted_mid_call_loses_nothing_and_gets_the_rest_of_the_call(st
         publisher(Nudge(call, 3.0, 3.0, "n1-call_supervisor", "call_supervisor", "critical", "Bring in your supervisor",
                         "asked for a manager"))
         viewer.wait("the nudge", lambda v: v.calls.get(call, {}).get("nudges"))
+        viewer.send({"type": "ack", "call_id": call})
+        wait_until(lambda: publisher.lead_note, "the acknowledgement reaching the agent")
         viewer.close()
         hub.stop()
         wait_link(publisher, "down: ")
@@ -205,6 +217,9 @@ def test_a_hub_restarted_mid_call_loses_nothing_and_gets_the_rest_of_the_call(st
         assert texts == ["First line.", "Said while the hub was down.", "Said after the restart."], texts
         assert viewer.calls[call]["supervisor_requests"] == [{"t": 2.5, "note": "refund over my limit"}]
         assert [n["kind"] for n in viewer.calls[call]["nudges"]] == ["call_supervisor"]
+        ack = viewer.calls[call]["ack"]
+        assert (ack["by"], ack["requests"], ack["nudges"]) == ("lead", 1, ["n1-call_supervisor"]), "the ack survived"
+        assert alerts(viewer.calls) == [], "what the lead acknowledged before the restart does not alert again"
         assert viewer.calls[call]["agent_id"] == "alice"
         viewer.close()
     finally:

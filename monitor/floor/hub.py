@@ -350,14 +350,15 @@ class Hub:
         elif kind == "b" and isinstance(call_id, str):
             deltas = self.state.heartbeat(call_id, entry.at)
         elif kind == "l" and isinstance(call_id, str):
-            by, text = str(data.get("by")), str(data.get("text") or "")
+            by, text, echo = str(data.get("by")), str(data.get("text") or ""), data.get("echo")
             if data.get("kind") == "ack":
-                deltas = self.state.acknowledge(call_id, by, entry.at)
+                deltas = self.state.acknowledge(call_id, by, entry.at, echo)
             else:
                 deltas = self.state.whisper(call_id, by, text, entry.at)
             owner = self.state.owner(call_id)
-            if deltas and owner is not None:
-                message = P.dumps(P.lead(call_id, str(data.get("kind")), by, text))
+            if deltas and owner is not None and echo is None:  # an echo came from the agent: it has it
+                ack = deltas[-1].set.get("ack") if data.get("kind") == "ack" else None  # type: ignore[union-attr]
+                message = P.dumps(P.lead(call_id, str(data.get("kind")), by, text, ack))
                 for link in self.agents.get(owner, ()):
                     _spawn(link.ws.send(message))
         if entry.pos:
@@ -475,7 +476,10 @@ class Hub:
         except Invalid as exc:  # not JSON, NaN or Infinity, nested too deeply
             return str(exc), False
         try:
-            if isinstance(data, dict) and data.get("type") == "heartbeat":
+            if isinstance(data, dict) and data.get("type") == "lead":
+                item = _ack_echo(data)
+                call_id = item["c"]
+            elif isinstance(data, dict) and data.get("type") == "heartbeat":
                 call_id = data.get("call_id")
                 if not isinstance(call_id, str) or not ID.fullmatch(call_id) or set(data) != {"type", "call_id"}:
                     raise Invalid("a heartbeat is {type: heartbeat, call_id}")
@@ -506,6 +510,8 @@ class Hub:
             return f"call {call_id} is not agent {agent_id}'s", True
         if len(self.outbox) >= OUTBOX_MAX:
             return "the hub is overloaded; message dropped", False
+        if item["k"] == "l":
+            audit.info("agent %s gave back the acknowledgement by %s of call %s", agent_id, item["by"], call_id)
         item["h"] = self.id
         self._submit(item)
         return None, False
@@ -617,6 +623,23 @@ class Hub:
             audit.info("viewer %s whispered to %s's call %s: %s", viewer.name, owner, call_id, text)
         self._submit({"k": "l", "c": call_id, "kind": data["type"], "by": viewer.name, "text": text, "h": self.id})
         return None
+
+
+def _ack_echo(data: dict[str, Any]) -> dict[str, Any]:
+    """An acknowledgement an agent's publisher gives back after a reconnect, checked; the backplane item."""
+    ack = data.get("ack")
+    call_id, by = data.get("call_id"), data.get("by")
+    if (data.get("kind") != "ack" or not isinstance(call_id, str) or not ID.fullmatch(call_id)
+            or not isinstance(by, str) or not ID.fullmatch(by) or not isinstance(ack, dict)):
+        raise Invalid('an agent gives back only {"type": "lead", "kind": "ack", "call_id", "by", "ack"}')
+    requests, nudges, at = ack.get("requests"), ack.get("nudges"), ack.get("at")
+    if (isinstance(requests, bool) or not isinstance(requests, int) or not 0 <= requests <= 1000
+            or not isinstance(nudges, list) or len(nudges) > 20
+            or not all(isinstance(n, str) and ID.fullmatch(n) for n in nudges)
+            or isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 <= at < 1e11):
+        raise Invalid("the acknowledgement given back is malformed")
+    return {"k": "l", "c": call_id, "kind": "ack", "by": by, "text": "",
+            "echo": {"requests": requests, "nudges": nudges, "at": at}}
 
 
 _tasks: set[asyncio.Task[Any]] = set()

@@ -82,9 +82,13 @@ def status(backplane: str) -> dict[str, Any]:
     return {"type": "status", "backplane": backplane}
 
 
-def lead(call_id: str, kind: str, by: str, text: str = "") -> dict[str, Any]:
-    """To an agent: a lead acknowledged its call's alert ("ack") or whispered to it ("whisper")."""
-    return {"type": "lead", "call_id": call_id, "kind": kind, "by": by, "text": text}
+def lead(call_id: str, kind: str, by: str, text: str = "", ack: dict[str, Any] | None = None) -> dict[str, Any]:
+    """To an agent: a lead acknowledged its call's alert ("ack", with what it covered) or whispered to it
+    ("whisper"). The publisher gives an ack back after a reconnect, so a restarted hub alone keeps it."""
+    message = {"type": "lead", "call_id": call_id, "kind": kind, "by": by, "text": text}
+    if ack is not None:
+        message["ack"] = ack
+    return message
 
 
 def resync() -> dict[str, Any]:

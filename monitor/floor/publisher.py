@@ -168,6 +168,9 @@ class HubPublisher:
             texts.append(state["metrics"])
         if state["ended"] is not None:
             texts.append(state["ended"])
+        acks = [m for m in self.lead if m.get("kind") == "ack" and m.get("call_id") == self._call_id and "ack" in m]
+        if acks:  # the lead's acknowledgement, given back: a restarted hub alone would have lost it
+            texts.append(P.dumps(acks[-1]))
         return texts
 
     def _drop_oldest(self) -> None:

@@ -249,18 +249,26 @@ class FloorState:
         self.by_agent.setdefault(event.agent_id, []).append(event.call_id)
         return [*room, Update(event.call_id, dict(view))]
 
-    def acknowledge(self, call_id: str, by: str, now: float) -> list[Delta]:
+    def acknowledge(self, call_id: str, by: str, now: float, echo: dict[str, Any] | None = None) -> list[Delta]:
         """A lead acknowledged the call's alerts: its supervisor requests so far and its call_supervisor nudges.
 
         The ack is part of the CALL, so every lead's board stops alerting for what was acknowledged, and a
-        later request or nudge alerts again.
+        later request or nudge alerts again. `echo` is an ack the agent's publisher gives back after a
+        reconnect (what it covered, as the hub told the agent): it counts only where the hub has no ack
+        (a hub alone that restarted), never over one it has.
         """
         call = self.calls.get(call_id)
         if call is None:
             return []
         view = call.view
-        ack = {"by": by, "at": round(now, 3), "requests": len(view["supervisor_requests"]),
-               "nudges": [n["id"] for n in view["nudges"] if n["kind"] == "call_supervisor"]}
+        if echo is not None:
+            if view["ack"] is not None:
+                return []
+            ack = {"by": by, "at": round(float(echo["at"]), 3), "requests": min(echo["requests"], len(view["supervisor_requests"])),
+                   "nudges": list(echo["nudges"])}
+        else:
+            ack = {"by": by, "at": round(now, 3), "requests": len(view["supervisor_requests"]),
+                   "nudges": [n["id"] for n in view["nudges"] if n["kind"] == "call_supervisor"]}
         view["ack"] = ack
         return [Update(call_id, {"ack": ack})]
 
