@@ -299,6 +299,11 @@ class SplitSource:
         """The recording's length, as far as its header says."""
         return self.source.duration_s
 
+    @property
+    def read_ahead(self) -> int:
+        """As the file's: how many blocks the pipeline may take at once."""
+        return self.source.read_ahead
+
     def __iter__(self) -> Iterator[AudioBlock]:
         """The file's blocks, each role's audio the mix times its gain."""
         for block in self.source:
