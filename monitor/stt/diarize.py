@@ -3,12 +3,14 @@
 Classic speaker diarization, chosen over neural speaker embeddings for its weight: the nets
 that ship inside pip packages (pyannote, SpeechBrain, NeMo) pull in PyTorch (about 700 MB)
 and most fetch their weights at run time, while a phone call has exactly two voices on one
-line, which spectral statistics tell apart well. The steps:
+line. Spectral statistics tell two different voices apart well, and two similar ones (same
+sex, similar pitch) poorly: docs/EVALUATION.md has the figures. The steps:
 
 1. Speech: the bundled Silero VAD (the same model the pipeline segments with), per 32 ms.
 2. Features: 19 MFCCs per 10 ms frame (25 ms window), mean-normalised over the call.
 3. Clustering: mean and spread of the MFCCs over 1 s windows of speech, standardised, split in
-   two by k-means (several starts, best inertia).
+   two by spectral clustering (the sign of the Fiedler vector of a pruned cosine-affinity graph;
+   plain k-means split off odd windows instead of voices).
 4. Re-segmentation: a small diagonal GMM per speaker, trained on its windows' frames; every
    speech frame goes to the speaker whose model explains it better, smoothed over 0.3 s so a
    turn is not cut at every vowel; repeated a few times. Speaker changes land on 10 ms frames.
@@ -16,7 +18,8 @@ line, which spectral statistics tell apart well. The steps:
    so a short interjection over the other speaker is lost (said in the README).
 
 The result is a label per 10 ms frame (-1 nobody, 0 the first speaker to talk, 1 the other),
-streamed in: memory grows with the features (about 8 kB per second of audio), not the audio.
+streamed in: memory grows with the features (about 8 kB per second of audio) and the first
+minute of audio kept for hearing who greets, not with the whole recording.
 """
 
 from __future__ import annotations
