@@ -67,7 +67,7 @@ class VadConfig:
     threshold: float = _opt(0.5, lo=0.0, hi=1.0)
     neg_threshold: float = _opt(0.35, lo=0.0, hi=1.0)
     min_silence_ms: int = _opt(400, lo=32, hi=5000)
-    end_partial_ms: int = _opt(200, lo=0, hi=5000)
+    end_partial_ms: int = _opt(0, lo=0, hi=5000)
     min_speech_ms: int = _opt(100, lo=0, hi=5000)
     speech_pad_ms: int = _opt(100, lo=0, hi=2000)
     max_utterance_s: float = _opt(25.0, lo=2.0, hi=30.0)

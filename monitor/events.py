@@ -68,7 +68,7 @@ class TranscriptPartial(Event):
     start: float
     end: float
     words: list[Word] = field(default_factory=list)
-    pause: bool = False  # a partial sent 200 ms into a pause: the coach may act on it as on a final
+    pause: bool = False  # a partial sent `vad.end_partial_ms` into a pause: the coach decides on it as on a final
 
 
 @dataclass(frozen=True)
