@@ -7,7 +7,6 @@ moment) enter the event stream here too, stamped in call time.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -17,7 +16,7 @@ from .analysis.hostility import HostilityScorer
 from .audio.source import AudioBlock, FileSource, Pacer, SplitSource, roles_for
 from .coach.stage import CoachingStage
 from .config import Config, ConfigError
-from .events import Bookmark, CallEnded, CallStarted, Event, SupervisorRequested
+from .events import Bookmark, CallEnded, SupervisorRequested
 from .pipeline import Pipeline, Sink, new_call_id
 from .stt.model import WhisperTranscriber
 from .stt.worker import Transcriber
@@ -139,12 +138,9 @@ class CallSession:
         self.call_id = call_id or new_call_id()
         self.sinks = sinks
         self.coaching = CoachingStage(cfg, self.call_id, scorer or load_scorer(cfg))
-        stages = [self.coaching]
-        if isinstance(source, SplitSource):
-            stages.insert(0, _describe_split(source.diarization))
         self.pipeline = Pipeline(
             cfg, source, roles, transcriber or WhisperTranscriber(cfg.stt), sinks,
-            partials=partials, source_name=source_name, call_id=self.call_id, stages=stages,
+            partials=partials, source_name=source_name, call_id=self.call_id, stages=[self.coaching],
         )
 
     def run(self) -> CallEnded:
@@ -175,18 +171,3 @@ class CallSession:
     def bookmark(self, note: str = "") -> None:
         """The agent marked this moment for QA."""
         self.pipeline.inject(lambda t, wall: [Bookmark(self.call_id, t, wall, note)])
-
-
-def _describe_split(diarization: dict) -> Callable[[Event], list[Event]]:
-    """A stage that puts the split's summary into `call.started`, before any other stage or sink sees it.
-
-    The pipeline builds `call.started` from what every source has; only a split source knows
-    how its roles were found.
-    """
-
-    def stage(event: Event) -> list[Event]:
-        if isinstance(event, CallStarted):
-            return [dataclasses.replace(event, diarization=diarization)]
-        return [event]
-
-    return stage
