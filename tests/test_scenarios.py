@@ -7,9 +7,8 @@ coach must raise and by when (`expect_nudges`: kind, after_turn, within_s and th
 
 * `test_scenario[NAME]` (one test per call) replays the call once, as a user would
   (`callmon replay FILE --fast --format jsonl -q`), and checks that every expected kind has a
-  `nudge` event with `t` in [trigger_end - 1.0, trigger_end + within_s] (and the expected
+  `nudge` event with `t` in [trigger_end - 0.5, trigger_end + within_s] (and the expected
   `severity`, where the expectation names one), and that no forbidden kind is raised anywhere.
-  (The bundled demo call's trigger phrases open their turns, so its windows start at the turn's start.)
 * `test_calm_calls_raise_no_core_nudges` checks that no calm call (no expectations, the core four
   forbidden) raises any of the core four.
 Where the trigger is: the agent's turn for agent-side kinds (let_them_finish: the overlapping
@@ -17,7 +16,7 @@ agent turn), else the customer's turn. `slow_down` is anchored on the customer's
 the agent's fast or loud answer starts at most 1 s after it and is short, so the window covers it
 whether the coach reacts to the agent's loudness at once or to their pace at the end of the answer.
 Word-triggered phrases sit in the last sentence of their turn (the segmenter may split a turn at a
-sentence pause, and the window starts only 1 s before the turn's end).
+sentence pause, and the window starts only 0.5 s before the turn's end).
 
 * `test_manifest_*` and `test_coverage` need no model: the fixtures themselves are consistent
   (expectations name real turns of the right speaker, manifests match their specs) and the suite
@@ -43,9 +42,7 @@ MANIFESTS = sorted(CALLS_DIR.glob("scn_*.json"))
 
 AGENT_KINDS = {"let_them_finish", "avoid_blame", "apologize_well", "keep_promises"}  # the agent's turn triggers
 WITHIN_S = {kind: 6.0 if kind in ("acknowledge", "slow_down", "summarize") else 4.0 for kind in KINDS}
-# A nudge may come this much before the trigger turn's end: word triggers are decided on the pause
-# partial after the trigger sentence, which a short tail may follow ("...someone more senior? Please.").
-EARLY_S = 1.0
+EARLY_S = 0.5  # a nudge may come this much before the trigger turn's end (decided on partial speech)
 
 MIN_CALLS = 16
 MIN_CALM_CALLS = 5
@@ -87,19 +84,17 @@ def test_scenario(path, replays):
 def test_bundled_demo_call_escalates_through_the_core_four(replays):
     demo = Path(__file__).resolve().parents[1] / "monitor" / "data" / "demo_call.json"
     assert {e["kind"] for e in manifest(demo)["expect_nudges"]} >= {"slow_down", "acknowledge", "set_boundary", "call_supervisor"}
-    # The demo's insult and manager request open their turns ("...you are a useless idiot! I don't
-    # need you to check anything..."), so their nudges come at the pause after them, inside the turn.
-    check_expectations(demo, replays, from_turn_start=True)
+    check_expectations(demo, replays)
 
 
-def check_expectations(path, replays, from_turn_start=False):
+def check_expectations(path, replays):
     m = manifest(path)
     nudges = replays.nudges(path.with_suffix(".flac"))
     problems = []
     for exp in m["expect_nudges"]:
         kind, end, within = exp["kind"], exp["trigger_end"], exp["within_s"]
         turn = m["turns"][exp["after_turn"]]
-        lo, hi = (turn["start"] if from_turn_start else end - EARLY_S), end + within
+        lo, hi = end - EARLY_S, end + within
         hits = [n for n in nudges if n.get("kind") == kind and lo <= n.get("t", float("-inf")) <= hi]
         what = f"{kind} after turn {exp['after_turn']} ({turn['role']}: {turn['text']!r})"
         if not hits:
