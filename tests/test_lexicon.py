@@ -78,6 +78,7 @@ MISHEARD = [
     ("my lawyar will be in touch", "legal_threat"),
     ("my solicitar is going to hear about this", "legal_threat"),
     ("you're a complete moran", "insult"),
+    ("you'll use less twit", "insult"),  # "you're useless" heard as "you'll use less"
     ("you are an idiat", "insult"),
 ]
 
@@ -93,6 +94,8 @@ NEAR_BUT_CIVIL = [
     "you are a class act",
     "you are so close",
     "the liars in the news",
+    "who's in charge of billing",
+    "you'll be useless without a charger",
     "the court date is on Monday",
     "the courier left it with a neighbour",
     "I thought the price was stupidly cheap",
@@ -139,6 +142,7 @@ def test_a_trigger_heard_as_two_words_is_joined_and_indexed_in_the_heard_text():
     ("I want this complaint escalated", "manager_request"),
     ("I'll kick your head in", "violent_threat"),
     ("someone should knock his block off", "violent_threat"),
+    ("who's in charge over there", "manager_request"),
 ])
 def test_phrasings_added_after_the_tuning_set(text, category):
     # added for phrasings the tuning calls showed missing; worded differently here
