@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .audio.source import Pacer, roles_for
+from .audio.source import RATE, Pacer, roles_for
 from .config import Config, load_config
 from .errors import BadInput
 from .pipeline import Sink
@@ -67,7 +67,8 @@ def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
         return CallSession(cfg, source, roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 
-    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell)
+    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell,
+                         lead=_lead_of(outputs))
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -150,14 +151,17 @@ def live(args: argparse.Namespace) -> int:
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
-        source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
+        from .audio.recording import WavRecorder
+
+        record = WavRecorder(args.record, len(plan), RATE) if args.record else None
+        source = LiveSource(plan, block, cfg.live, duration_s=args.duration, record=record)
         return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 
     if not args.no_tui:
         from .tui.app import run_agent_tui
 
-        return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell)
+        return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell, lead=_lead_of(outputs))
     return _finish(make([_printer(args.format)]))
 
 
@@ -165,6 +169,12 @@ def _link_of(outputs: list[Sink]) -> Callable[[], str] | None:
     """The hub link text, for the TUI's status line; None without a hub."""
     pub = next((s for s in outputs if hasattr(s, "link")), None)
     return None if pub is None else (lambda: pub.link)
+
+
+def _lead_of(outputs: list[Sink]) -> Callable[[], str | None] | None:
+    """What the team lead said through the hub ("your lead is coming", a whisper), for the TUI's banner."""
+    pub = next((s for s in outputs if hasattr(s, "lead_note")), None)
+    return None if pub is None else (lambda: pub.lead_note)
 
 
 def devices(args: argparse.Namespace) -> int:

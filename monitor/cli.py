@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--agent-device", metavar="DEV", help="the agent's headset mic (channel 0 of it)")
     live.add_argument("--customer-device", metavar="DEV", help="the customer's line, or a monitor of the softphone output")
     live.add_argument("--duration", type=_positive, metavar="S", help="end the call after S seconds (default: until Ctrl-C)")
+    live.add_argument(
+        "--record", metavar="FILE.wav",
+        help="keep the call's audio as the monitor heard it (agent ch0, customer ch1, 16 kHz float WAV): "
+             "`callmon replay FILE.wav` at any speed gives this call's nudges and outcomes",
+    )
     live.add_argument("--no-tui", action="store_true", help="no screen: write the events to stdout (see --format)")
     live.add_argument("--bell", action="store_true", help="ring the terminal bell when a critical nudge appears on the screen")
     live.add_argument(

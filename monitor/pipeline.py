@@ -1,29 +1,29 @@
 """The one pipeline, live or replay: source blocks in, call-time events out to the sinks.
 
-The calling thread reads the source and runs the per-role stages that are cheap and must keep
-pace with the audio (loudness, VAD, segmenting); the STT worker thread runs the model. Both
-emit through `_emit`, which serialises sinks under one lock, so a sink sees one event at a
-time and never needs its own locking.
+The calling thread reads the source and runs the per-role measures that are cheap and must keep
+pace with the audio (one `RoleFrontEnd` per role: loudness, VAD, segmenting, agitation); the STT
+worker thread runs the model. Both emit through `_emit`, which serialises sinks under one lock,
+so a sink sees one event at a time and never needs its own locking.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 
-from .analysis.agitation import AgitationMeter
-from .audio.levels import LoudnessMeter
+import numpy as np
+
 from .audio.source import RATE, AudioBlock
 from .config import Config
 from .errors import PipelineError
 from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
+from .stt.frontend import RoleFrontEnd
 from .stt.model import RawWord
-from .stt.segmenter import Segmenter, Utterance
-from .stt.vad import StreamingVad
+from .stt.segmenter import Utterance
 from .stt.worker import SttWorker, Transcriber
 
 Sink = Callable[[Event], None]
@@ -33,15 +33,6 @@ Stage = Callable[[Event], list[Event]]
 def new_call_id() -> str:
     """A fresh call id: `c-` and 8 hex digits."""
     return f"c-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class _RoleState:
-    meter: LoudnessMeter
-    vad: StreamingVad
-    segmenter: Segmenter
-    agitation: AgitationMeter
-    talk_s: float = 0.0
 
 
 class Pipeline:
@@ -70,8 +61,8 @@ class Pipeline:
         self.call_id = call_id or new_call_id()
         self.stages = stages or []
         self._lock = threading.RLock()
-        self._in_flight: deque[int] = deque()  # call-time samples at which each pending final was decided
-        self._held: deque[Metrics] = deque()  # metrics waiting for those finals
+        self._in_flight: deque[int] = deque()  # call-time samples at which each pending ordered utterance was decided
+        self._held: deque[Metrics] = deque()  # metrics waiting for those utterances
         self._t0 = 0.0
         self._stop = threading.Event()
         self.position = 0  # samples consumed: the call-time clock
@@ -93,15 +84,8 @@ class Pipeline:
         """Process the whole source; returns the `call.ended` event it emitted last."""
         cfg = self.cfg
         self._t0 = time.monotonic()
-        states = {
-            role: _RoleState(
-                LoudnessMeter(RATE, cfg.features.loudness_window_s, cfg.features.loudness_floor_lufs),
-                StreamingVad(),
-                Segmenter(role, cfg.vad, RATE),
-                AgitationMeter(cfg.analysis.agitation_baseline_s),
-            )
-            for role in self.roles
-        }
+        fronts = {role: RoleFrontEnd(role, cfg, RATE) for role in self.roles}
+        talk = dict.fromkeys(self.roles, 0.0)
         self._emit(
             CallStarted(
                 self.call_id, 0.0, self._wall(), cfg.call.agent_id, {r: {"channel": c} for r, c in self.roles.items()},
@@ -112,28 +96,27 @@ class Pipeline:
         worker.start()
         silence_s = 0.0
         try:
-            for block in self.source:
-                speaking, levels, agitation = {}, {}, {}
-                for role, st in states.items():
-                    x = block.roles[role][: block.length]
-                    levels[role] = st.meter.push(x)
-                    for utt in st.segmenter.push(x, st.vad.push(x)):
-                        if utt.final:
-                            self._submit_final(worker, utt)
+            for block in self._blocks(fronts):
+                readings = {}
+                for role, front in fronts.items():
+                    readings[role] = reading = front.push(block.roles[role][: block.length])
+                    for utt in reading.utterances:
+                        if utt.ordered:
+                            self._submit_ordered(worker, utt)
                         elif self.partials:
                             worker.submit(utt)
-                    speaking[role] = st.segmenter.speaking
-                    agitation[role] = st.agitation.push(x, speaking[role])
-                    if speaking[role]:
-                        st.talk_s += block.length / RATE
+                    if reading.speaking:
+                        talk[role] += block.length / RATE
+                speaking = {r: reading.speaking for r, reading in readings.items()}
                 self.position = block.start + block.length
                 silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
                 self._emit_in_order(
                     Metrics(
                         self.call_id, self._t(self.position), self._wall(),
                         {
-                            r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r], agitation=agitation[r])
-                            for r in states
+                            r: RoleMetrics(loudness_lufs=round(reading.lufs, 1), speaking=reading.speaking,
+                                           agitation=reading.agitation)
+                            for r, reading in readings.items()
                         },
                         overlap=len(speaking) > 1 and all(speaking.values()),
                         silence_s=round(silence_s, 2),
@@ -142,9 +125,9 @@ class Pipeline:
                 self._source_status()
                 if worker.error is not None or self._stop.is_set():
                     break
-            for st in states.values():
-                for utt in st.segmenter.flush():
-                    self._submit_final(worker, utt)
+            for front in fronts.values():
+                for utt in front.flush():
+                    self._submit_ordered(worker, utt)
         finally:
             worker.close()
         with self._lock:
@@ -153,7 +136,6 @@ class Pipeline:
             self._emit(m)
         if worker.error is not None:
             raise PipelineError(f"speech-to-text failed: {worker.error}")
-        talk = {r: st.talk_s for r, st in states.items()}
         total = sum(talk.values())
         ended = CallEnded(
             self.call_id, self._t(self.position), self._wall(), duration=self._t(self.position), peak_heat=None,
@@ -164,6 +146,17 @@ class Pipeline:
         self._emit(ended)
         return ended
 
+    def _blocks(self, fronts: dict[str, RoleFrontEnd]) -> Iterator[AudioBlock]:
+        """The source's blocks; a source that has audio ahead (`read_ahead` > 1 blocks, a file
+        replayed as fast as possible) has each group's VAD run at once, which gives the same numbers."""
+        ahead = getattr(self.source, "read_ahead", 1)
+        blocks = iter(self.source)
+        while group := list(itertools.islice(blocks, ahead)):
+            if len(group) > 1:
+                for role, front in fronts.items():
+                    front.look_ahead(np.concatenate([b.roles[role][: b.length] for b in group]))
+            yield from group
+
     def _source_status(self) -> None:
         """Pass on what a live source reports: a device lost, retried, resumed; audio dropped."""
         pop = getattr(self.source, "pop_status", None)
@@ -172,16 +165,17 @@ class Pipeline:
         for state, message in pop():
             self._emit(Status(self.call_id, self._t(self.position), self._wall(), state, message, self.source.overflows))
 
-    def _submit_final(self, worker: SttWorker, utt: Utterance) -> None:
+    def _submit_ordered(self, worker: SttWorker, utt: Utterance) -> None:
         with self._lock:
             self._in_flight.append(self.position)
         worker.submit(utt)
 
     def _emit_in_order(self, metrics: Metrics) -> None:
-        """Send metrics now, or hold them until the finals decided before them are transcribed.
+        """Send metrics now, or hold them until the ordered utterances decided before them are transcribed.
 
-        This keeps the coach's view in call-time order (a transcript, then the measurements that
-        follow it) at any replay speed, without making the audio thread wait for the model.
+        This gives the coach the same sequence of events at any replay speed (each final and pause
+        partial, then the measurements that follow it in call time), without making the audio
+        thread wait for the model.
         """
         with self._lock:
             if self._in_flight:
@@ -190,7 +184,7 @@ class Pipeline:
                 self._emit(metrics)
 
     def _release(self) -> None:
-        """A final is out: send the held metrics that no pending final precedes."""
+        """An ordered utterance is out: send the held metrics that no pending one precedes."""
         with self._lock:  # re-entrant: held metrics go out before any newer ones can
             self._in_flight.popleft()
             limit = self._in_flight[0] / RATE if self._in_flight else float("inf")
@@ -199,7 +193,7 @@ class Pipeline:
 
     def _on_words(self, utt: Utterance, raw: list[RawWord]) -> None:
         """Runs on the STT thread: turn the model's words into a transcript event in call time."""
-        if utt.final:
+        if utt.ordered:
             try:
                 if raw:
                     self._emit(self._transcript(utt, raw))

@@ -141,6 +141,11 @@ class FileSource:
         """What the call.started event says about the source."""
         return f"file:{self.path}"
 
+    @property
+    def read_ahead(self) -> int:
+        """How many blocks the pipeline may take at once: a second's worth when nothing paces the replay."""
+        return 1000 // max(1, self.block_samples // 16) if self.pacer.speed is None else 1
+
     def _open(self) -> None:
         path = self.path
         if not path.exists():
