@@ -89,7 +89,7 @@ class Pipeline:
         self._emit(
             CallStarted(
                 self.call_id, 0.0, self._wall(), cfg.call.agent_id, {r: {"channel": c} for r, c in self.roles.items()},
-                RATE, self.source_name, self.transcriber.name,
+                RATE, self.source_name, self.transcriber.name, getattr(self.source, "diarization", None),
             )
         )
         worker = SttWorker(self.transcriber, self._on_words, cfg.stt.final_queue)
@@ -145,6 +145,10 @@ class Pipeline:
         )
         self._emit(ended)
         return ended
+
+    # A source may say more about itself: `diarization` (how a mono recording was split, for
+    # call.started), `read_ahead` (blocks it can hand over at once), `pop_status`/`overflows` and
+    # `error` (a live device's changes; where a damaged file stopped).
 
     def _blocks(self, fronts: dict[str, RoleFrontEnd]) -> Iterator[AudioBlock]:
         """The source's blocks; a source that has audio ahead (`read_ahead` > 1 blocks, a file
