@@ -75,17 +75,29 @@ def _ingest_parser(qsub: argparse._SubParsersAction) -> None:
         help="replay recordings into the archive",
         description=(
             "Replay each recording (wav, flac, ogg, mp3; folders are searched recursively) through the same pipeline "
-            "as a live call, as fast as the machine goes, and store the call in the archive: transcript (redacted), "
-            "a per-second timeline of the measures, nudges and whether they were followed. Files already archived "
-            "(same content, any name) are skipped, so an interrupted batch is finished by running it again. A file "
-            "that cannot be used is reported and the rest go on (exit 2 at the end)."
+            "as a live call, on Dask workers (a local cluster, or --scheduler), and store each call in the archive as "
+            "it finishes: transcript (redacted), a per-second timeline of the measures, nudges and whether they were "
+            "followed. Files already archived (same content, any name) are skipped, so an interrupted batch is finished "
+            "by running it again; two ingests at once share the files, never doing one twice. A file that cannot be "
+            "used is reported and the rest go on (exit 2 at the end)."
         ),
-        epilog="example: callmon qa ingest calls/2026-11-23/ --workers 2 --agent sam",
+        epilog=(
+            "examples:\n  callmon qa ingest calls/2026-11-23/ --workers 2 --agent sam\n"
+            "  callmon qa ingest /shared/calls/ --scheduler tcp://10.0.0.5:8786   (see docs/QA.md)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders of them")
     _common(p)
-    p.add_argument(
-        "--workers", type=_count, metavar="N", help="calls replayed at once, each with its own model (default: one per core)"
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_count, metavar="N",
+        help="start a local Dask cluster of N worker processes, each with its own model (default: one per core)",
+    )
+    where.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT",
+        help="use an existing Dask cluster instead (dask scheduler / dask worker; every worker must see the files at the "
+             "same path and have callmon installed); the archive stays on this machine",
     )
     p.add_argument("--agent", metavar="NAME", help="the agent on these calls (default: call.agent_id from the config)")
     p.add_argument("--date", type=_moment, metavar="YYYY-MM-DD[THH:MM]",
@@ -251,10 +263,10 @@ def _run_ingest(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)  # a bad config stops here, before any worker starts
     resolve_model(cfg.stt.model)  # likewise a model that is not there
     opts = BatchOptions(
-        db=_db(args), paths=args.paths, workers=args.workers, agent_id=args.agent, call_date=args.date,
-        config_path=args.config, overrides=overrides, quiet=args.quiet,
+        db=_db(args), paths=args.paths, workers=args.workers, scheduler=args.scheduler, agent_id=args.agent,
+        call_date=args.date, quiet=args.quiet, verbose=args.verbose,
     )
-    return run_batch(opts, cfg.call.agent_id, cfg.stt.threads).exit_code()
+    return run_batch(opts, cfg).exit_code()
 
 
 def _run_list(args: argparse.Namespace) -> int:
