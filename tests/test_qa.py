@@ -5,8 +5,8 @@ files (random bytes named x.wav, a flac cut short). Everything that reads the ar
 
 * the batch: the good calls go in, the bad ones are reported one line each and skipped, exit 2;
   a second ingest (one call under a new name) skips everything by content;
-* kill -9 part-way through a batch (1 worker): the rerun ingests the rest, the finished call is
-  not archived twice (`test_resume_after_kill`, its own small archive);
+* kill -9 of the ingest part-way through a batch (1 worker): no worker outlives it, and the rerun
+  ingests the rest with nothing twice and no orphan rows (its own small archive);
 * search finds a phrase the customer says (from the manifest's turns), at the right call time;
 * scorecards (via `qa export --csv`, one row per call) agree with the manifests: every expected
   nudge kind is there, no forbidden one, the duration within 0.5 s;
@@ -122,14 +122,16 @@ def test_second_ingest_skips_what_is_archived_even_renamed(archive, tmp_path):
     assert [r["call_id"] for r in exported(db)] == [r["call_id"] for r in before]
 
 
-def test_resume_after_kill(tmp_path):
+def test_kill_9_leaves_no_worker_and_the_rerun_stores_each_call_once(tmp_path):
+    """kill -9 of the ingest alone (not its process group): its Dask workers die with it, and the
+    rerun ingests the rest with no call twice and no rows without a call."""
     names = ["short", "scn_calm_password_reset", "scn_calm_delivery_date"]
     files = [str(CALLS / f"{n}.flac") for n in names]
     db = tmp_path / "archive.sqlite"
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "qa", "ingest", *files, "--db", str(db), "--workers", "1", "-q"],
         cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True,  # its session id finds its workers after it is gone
     )
     try:
         deadline = time.monotonic() + 300
@@ -139,9 +141,16 @@ def test_resume_after_kill(tmp_path):
             time.sleep(0.2)
         assert proc.poll() is None, "the batch finished before it could be killed"
         assert completed(db) >= 1, "no call was completed within 300 s"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        assert len(session_processes(proc.pid)) >= 2, "the ingest should have started a worker process"
+        os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        deadline = time.monotonic() + 60
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_processes(proc.pid) == [], "a worker outlived the killed ingest"
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
     first = completed_sources(db)
     assert len(first) < len(names), "the kill came after the whole batch"
 
@@ -150,9 +159,34 @@ def test_resume_after_kill(tmp_path):
     assert f"skipped {len(first)} already archived" in result.stderr, result.stderr
     rows = exported(db)
     assert sorted(r["source"] for r in rows) == sorted(files), "each file exactly once"
+    assert orphans(db) == 0
+
+
+def session_processes(sid):
+    """Live processes in session `sid` (zombies are dead)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getsid(p.info["pid"]) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p.info["pid"])
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def orphans(db):
+    """Rows that belong to no complete call, claims left behind, and calls stored twice."""
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM calls WHERE status != 'complete'").fetchone()[0] == 0, \
-            "the call cut off by the kill was replaced, not left behind"
+        count = conn.execute("SELECT count(*) FROM calls WHERE status != 'complete'").fetchone()[0]
+        for table in ("segments", "metrics", "nudges", "marks"):
+            count += conn.execute(f"SELECT count(*) FROM {table} WHERE call_id NOT IN (SELECT call_id FROM calls)").fetchone()[0]
+        # The search index agrees with the segments (raises "database disk image is malformed" otherwise).
+        conn.execute("INSERT INTO segments_fts (segments_fts) VALUES ('integrity-check')")
+        count += conn.execute("SELECT count(*) FROM claims").fetchone()[0]
+        count += conn.execute("SELECT count(*) - count(DISTINCT content_hash) FROM calls").fetchone()[0]
+    return count
 
 
 def completed(db):
@@ -309,6 +343,7 @@ def test_live_call_cut_off_keeps_what_was_committed(tmp_path):
     roles = {"agent": RoleMetrics(), "customer": RoleMetrics(speaking=True)}
     for i in range(1, 31):  # 3 s of metrics, then the process "dies": no call.ended, no close()
         sink(Metrics("c-0000beef", i / 10, i / 10, roles, overlap=False, silence_s=0.0, heat=1))
+    sink.sync()  # what the writer thread has committed by now
     listed = qa(db, "list")
     assert listed.returncode == 0 and "c-0000beef" in listed.stdout and "(cut off)" in listed.stdout, listed.stdout
     shown = qa(db, "show", "c-0000beef")

@@ -356,16 +356,23 @@ class ArchiveSink:
     def _write_loop(self) -> None:
         conn = self._conn
         while (batch := self._queue.get()) is not None:
-            if self.error is not None:
-                continue  # archiving stopped: drain until closed
             try:
-                with transaction(conn):
-                    for sql, params in batch:
-                        conn.execute(sql, params)
+                if self.error is None:  # after an error: drain until closed
+                    with transaction(conn):
+                        for sql, params in batch:
+                            conn.execute(sql, params)
             except sqlite3.Error as exc:
                 self.error = f"archiving to {self.db_path} stopped ({exc})"
                 log.warning("%s; the call goes on without the archive", self.error)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
         conn.close()
+
+    def sync(self) -> None:
+        """Wait until everything handed over so far is written (not on the audio thread: it waits on SQLite)."""
+        self._hand_over(block=True)
+        self._queue.join()
 
     def close(self) -> None:
         """Hand over what is left (a call cut off keeps its last second) and wait until it is written."""
