@@ -31,9 +31,8 @@ CALLS = FIXTURES / "calls"
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
 
 
-def started(cmd, **kw):
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, **kw)
+def started(cmd, stderr=subprocess.PIPE):
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 @pytest.mark.slow
@@ -41,7 +40,7 @@ def test_ingest_on_a_scheduler_and_worker_started_separately(tmp_path):
     assert DASK, "the dask command comes with dask[distributed]"
     info = tmp_path / "scheduler.json"
     scheduler = started([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                         "--scheduler-file", str(info)])
+                         "--scheduler-file", str(info)], stderr=subprocess.DEVNULL)
     worker = None
     try:
         deadline = time.monotonic() + 120
@@ -50,7 +49,7 @@ def test_ingest_on_a_scheduler_and_worker_started_separately(tmp_path):
         address = json.loads(info.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         worker = started([DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                          "--host", "127.0.0.1"])
+                          "--host", "127.0.0.1"], stderr=subprocess.DEVNULL)
         db = tmp_path / "archive.sqlite"
         result = callmon("qa", "ingest", CALLS / "short.flac", "--db", db, "--scheduler", address, timeout=300)
         assert result.returncode == 0, result.stderr
