@@ -375,3 +375,28 @@ def test_bad_paths_are_one_line(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no audio here\n")
     assert "no audio files" in one_error_line(callmon("qa", "ingest", tmp_path / "notes", "--db", db))
+
+
+def test_live_sink_never_waits_on_a_locked_archive(tmp_path):
+    """The pipeline's thread hands rows to the sink's writer thread: while another writer holds the
+    archive, the call goes on (nothing fails, nothing is lost), and everything is written at the end."""
+    db = tmp_path / "archive.sqlite"
+    sink = ArchiveSink(db, agent_id="agent-7")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # e.g. a long ingest transaction
+    roles = {"agent": RoleMetrics(), "customer": RoleMetrics(speaking=True)}
+    sink(started("c-0000f00d"))
+    for i in range(1, 601):  # a minute of metrics and a final every 5 s, all while the archive is locked
+        sink(Metrics("c-0000f00d", i / 10, i / 10, roles, overlap=False, silence_s=0.0, heat=1))
+        if i % 50 == 0:
+            sink(TranscriptFinal("c-0000f00d", i / 10, i / 10, "customer", f"sentence number {i}", i / 10 - 1, i / 10))
+    assert sink.error is None and holder.in_transaction, "the lock is still held and the sink has not failed"
+    holder.execute("ROLLBACK")
+    holder.close()
+    sink(CallEnded("c-0000f00d", 60.0, 60.0, duration=60.0, peak_heat=1, nudges_raised=0, nudges_followed=0, talk_ratio=None))
+    sink.close()  # flushed at the call's end
+    assert sink.error is None
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM calls WHERE call_id = 'c-0000f00d'").fetchone() == ("complete",)
+        assert conn.execute("SELECT count(*) FROM segments").fetchone()[0] == 12
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 60
