@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from .scorecard import KINDS
+from .search import EVENT_KINDS
 
 FILTERS_HELP = "calls from --since to --until (UTC days, inclusive), of --agent, with peak heat >= --min-heat, with a --kind nudge"
 
@@ -60,13 +61,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
 
 
-def _filters(p: argparse.ArgumentParser) -> None:
+def _filters(p: argparse.ArgumentParser, kinds: tuple[str, ...] = KINDS) -> None:
     g = p.add_argument_group("which calls")
     g.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="calls on or after this day (UTC)")
     g.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="calls on or before this day (UTC)")
     g.add_argument("--agent", metavar="NAME", help="calls of this agent only")
     g.add_argument("--min-heat", type=_heat, metavar="N", help="calls whose peak heat reached N (0 calm .. 3 critical)")
-    g.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"calls with a nudge of this kind ({', '.join(KINDS)})")
+    g.add_argument("--kind", choices=kinds, metavar="KIND", help=f"calls with a nudge or mark of this kind ({', '.join(kinds)})")
 
 
 def _ingest_parser(qsub: argparse._SubParsersAction) -> None:
@@ -128,14 +129,23 @@ def _search_parser(qsub: argparse._SubParsersAction) -> None:
     p = qsub.add_parser(
         "search", help="find words in the transcripts",
         description=(
-            "Find utterances that contain the words, in that order (case and punctuation ignored; end a word with * to "
-            "match its beginning). Prints call id, call time, speaker and the text around the match, marked with « »."
+            "Find utterances: words in a row must occur in that order (so must \"quoted words\"); combine with OR, AND, "
+            "NEAR (within 10 words; NEAR/5 for 5); end a word with * to match its beginning. Case and punctuation are "
+            "ignored, and words of five letters or more also match the near-misses Whisper writes (one edit, two "
+            "from eight letters, or split in two); --exact turns that off. Prints call id, call time, speaker and the text "
+            "around the match, marked with « ». With --kind and no TEXT: the events of that kind (nudges, "
+            "supervisor_requested, bookmark), each with what was said just before."
         ),
-        epilog='example: callmon qa search "speak to your manager"',
+        epilog=(
+            "examples:\n  callmon qa search \"speak to your manager\"\n  callmon qa search \"cancel OR refund\"\n"
+            "  callmon qa search \"supervisor NEAR/5 now\"\n  callmon qa search --kind call_supervisor --since 2026-11-16"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("text", metavar="TEXT", help="the words to find")
+    p.add_argument("text", nargs="?", metavar="TEXT", help="the words to find (optional with --kind)")
     _common(p)
-    _filters(p)
+    _filters(p, EVENT_KINDS)
+    p.add_argument("--exact", action="store_true", help="only the words as typed, no near-misses")
     p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N matches (default 50)")
     p.set_defaults(run=_run_search)
 
@@ -280,12 +290,20 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from .queries import search
+    from .search import events, search
     from .text import print_hits
 
     filters = _selected(args)
+    if not args.text and not args.kind:
+        raise BadInput('give words to find, or --kind KIND for events, e.g. callmon qa search "speak to a manager"')
     with _reading(args) as conn:
-        print_hits(search(conn, args.text, filters, limit=args.limit), sys.stdout)
+        if not args.text:
+            print_hits(events(conn, args.kind, filters, limit=args.limit), sys.stdout)
+            return 0
+        hits, near = search(conn, args.text, filters, limit=args.limit, exact=args.exact)
+    if near:
+        print(f"also matching near-misses: {', '.join(dict.fromkeys(near))} (--exact for none)", file=sys.stderr)
+    print_hits(hits, sys.stdout)
     return 0
 
 

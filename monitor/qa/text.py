@@ -10,8 +10,9 @@ import textwrap
 from pathlib import PurePath
 from typing import TextIO
 
-from .queries import CallDetail, CallInfo, Hit
+from .queries import CallDetail, CallInfo
 from .scorecard import HEAT_NAMES, KINDS, Scorecard
+from .search import Hit
 
 WIDTH = 80
 
