@@ -242,7 +242,7 @@ def test_export_csv_has_a_header_and_one_row_per_call(archive, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("call_id,call_date,agent_id,source,")
-    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_nudges", "nudges_set_boundary"):
+    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_trigger", "heat_after_move", "heat_q1", "talk_silence_s", "nudges_set_boundary"):
         assert column in lines[0].split(",")
     assert len(lines) == 1 + len(GOOD)
 

@@ -169,6 +169,8 @@ def open_client(cfg: Config, scheduler: str | None, workers: int, verbose: bool 
         cfg = replace(cfg, stt=replace(cfg.stt, threads=threads))
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            # No dashboard; the scheduler's small HTTP server (health checks) on a free port, so two ingests never clash.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.DEBUG if verbose else logging.ERROR,
         )
         client = Client(cluster)

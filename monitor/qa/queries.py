@@ -135,6 +135,7 @@ class CallDetail:
         self.scorecard = build_scorecard(
             self.points, [n.record for n in self.nudges], duration_s=duration,
             talk_ratio=self.info.talk_ratio, peak_heat=self.info.peak_heat,
+            agent_lines=[(s.start, s.text) for s in self.segments if s.role == "agent"],
         )
 
 
