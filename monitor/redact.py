@@ -73,8 +73,11 @@ def _digits_of(run: str) -> tuple[str, int]:
 
 
 def _counting(digits: str, tokens: int) -> bool:
-    """One digit per token, each one more than the last ("1, 2, 3, 4", "one two three four five")."""
-    return tokens == len(digits) and all(int(b) - int(a) == 1 for a, b in zip(digits, digits[1:], strict=False))
+    """Counting up to five ("1, 2, 3, 4", "one two three four five"): one digit per token, each one more.
+
+    Longer runs are read-out numbers even when they ascend ("one two three four five six" is an account).
+    """
+    return tokens == len(digits) <= 5 and all(int(b) - int(a) == 1 for a, b in zip(digits, digits[1:], strict=False))
 
 
 def _label(run: str, before: str = "", after: str = "") -> str | None:
