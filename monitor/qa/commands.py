@@ -169,9 +169,13 @@ def _report_parser(qsub: argparse._SubParsersAction) -> None:
     p = qsub.add_parser(
         "report", help="an HTML report of a call, or a summary of many",
         description=(
-            "Write one self-contained HTML file. For a CALL: the scorecard, a timeline plot (customer loudness above "
-            "baseline, pace, hostility, heat, nudge markers) and the transcript with speakers, highlights and nudges. "
-            f"With --summary: the selected calls ranked by peak heat, with plots of heat and nudges by kind. {FILTERS_HELP}."
+            "Write one self-contained HTML file. For a CALL: a player of the recording (redacted spans bleeped; every time "
+            "in the report plays from there), the scorecard, heat and customer sentiment per quarter, talk, silence, "
+            "overlap and interruptions per role, each nudge with what the agent did and whether it helped, a timeline "
+            "plot (customer loudness above baseline, pace, hostility, heat, nudge markers) and the transcript with "
+            "speakers, highlights (with a legend) and nudges. "
+            f"With --summary: trends per agent and per week (calls, heat, nudges raised and followed), the selected "
+            f"calls ranked by peak heat, each linking to its report, and plots of heat and nudges by kind. {FILTERS_HELP}."
         ),
         epilog=(
             "examples:\n  callmon qa report c-7f3a21b0 --html call.html\n"
@@ -181,6 +185,8 @@ def _report_parser(qsub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("call", nargs="?", metavar="CALL", help="the call id (or its unique beginning)")
     p.add_argument("--summary", action="store_true", help="a summary of the selected calls instead of one call")
+    p.add_argument("--calls", action="store_true",
+                   help="with --summary: also write each call's report next to it (CALL_ID.html), where the summary links")
     p.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
     _common(p)
     _filters(p)
@@ -333,15 +339,22 @@ def _run_report(args: argparse.Namespace) -> int:
             if not details:
                 raise BadInput("no calls match the filters; 'callmon qa list' with the same filters shows what is there")
             make = lambda: report.summary_report(details, _describe(args))  # noqa: E731
+            if args.calls:
+                for d in details:
+                    _write(report, out.parent / report.call_link(d.info.call_id), lambda d=d: report.call_report(d))
         else:
             detail = load_call(conn, resolve_call(conn, args.call))
             make = lambda: report.call_report(detail)  # noqa: E731
+    _write(report, out, make)
+    return 0
+
+
+def _write(report, out: Path, make: Callable[[], str]) -> None:  # noqa: ANN001 - the report module
     try:
         report.write(out, make())
     except OSError as exc:
         raise BadInput(f"cannot write {out} ({exc.strerror})") from None
     print(f"wrote {out}", file=sys.stderr)
-    return 0
 
 
 def _describe(args: argparse.Namespace) -> str:

@@ -96,6 +96,7 @@ class Segment:
     start: float
     end: float
     text: str
+    words: str = "[]"  # JSON [{"w", "start", "end", "p"}], redacted spans folded into one word each
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,8 @@ def load_call(conn: sqlite3.Connection, call_id: str) -> CallDetail:
         for r in conn.execute("SELECT * FROM nudges WHERE call_id = ? ORDER BY t", (call_id,))
     ]
     segments = [
-        Segment(r["role"], r["start"], r["end"], r["text"])
-        for r in conn.execute('SELECT role, start, "end", text FROM segments WHERE call_id = ? ORDER BY start', (call_id,))
+        Segment(r["role"], r["start"], r["end"], r["text"], r["words"])
+        for r in conn.execute('SELECT role, start, "end", text, words FROM segments WHERE call_id = ? ORDER BY start', (call_id,))
     ]
     marks = [Mark(r["t"], r["kind"], r["note"]) for r in conn.execute(
         "SELECT t, kind, note FROM marks WHERE call_id = ? ORDER BY t", (call_id,))]

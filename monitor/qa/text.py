@@ -124,9 +124,9 @@ def talk_lines(sc: Scorecard) -> list[str]:
                      f"({_pct(t.customer_s / d)})  overlap {mmss(t.overlap_s)}  silence {mmss(t.silence_s)}")
         lines.append(f"           agent interrupted the customer {t.agent_interruptions} time(s)")
     if sc.quarters:
-        heat = "  ".join(_num(q.heat, ".1f") for q in sc.quarters)
-        mood = "  ".join(q.sentiment or UNKNOWN for q in sc.quarters)
-        lines.append(_cut(f"quarters   heat {heat}    customer {mood}", WIDTH))
+        heat = " ".join(_num(q.heat, ".1f") for q in sc.quarters)
+        mood = " ".join(q.sentiment or UNKNOWN for q in sc.quarters)
+        lines.append(_cut(f"quarters   heat {heat}   customer {mood}", WIDTH))
     return lines
 
 
