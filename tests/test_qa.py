@@ -242,7 +242,8 @@ def test_export_csv_has_a_header_and_one_row_per_call(archive, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("call_id,call_date,agent_id,source,")
-    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_trigger", "heat_after_move", "heat_q1", "talk_silence_s", "nudges_set_boundary"):
+    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_trigger", "heat_after_move",
+                   "heat_q1", "talk_silence_s", "nudges_set_boundary"):
         assert column in lines[0].split(",")
     assert len(lines) == 1 + len(GOOD)
 
@@ -286,13 +287,69 @@ def test_report_embeds_a_plot_that_is_not_blank(archive, tmp_path):
     page = out.read_text(encoding="utf-8")
     assert "set_boundary" in page and "completely useless" in page and 'class="seg customer' in page
     assert_plot_not_blank(page)
+    assert "<pre" not in page and "<th>figure</th>" in page, "the scorecard is a table"
+    assert 'class="legend"' in page and "said while the call was heated" in page
+    for heading in ("Heat and customer sentiment per quarter", "Talk, silence, overlap and interruptions",
+                    "Nudges: what the agent did, and did it help"):
+        assert heading in page
+    assert '<audio id="player"' in page and page.count("data-t=") >= 5, "times jump the player"
 
+
+def test_report_audio_bleeps_what_redaction_removed(archive, tmp_path):
+    """The customer reads out an account number ("M L four four eight two"): the transcript says [digits],
+    and the report's recording plays a 1 kHz tone over that span instead of the voice."""
+    import numpy as np
+
+    from monitor.qa.audio import BLEEP_HZ, PAD_S, RATE, decode
+
+    db, _, _ = archive
+    call_id = call_id_of(db, "scn_cs_legal_solicitor")
+    with sqlite3.connect(db) as conn:
+        words = [json.loads(r[0]) for r in conn.execute("SELECT words FROM segments WHERE call_id = ?", (call_id,))]
+    spans = [(w["start"], w["end"]) for ws in words for w in ws if "[digits]" in w["w"]]
+    assert spans, "the account number read out is redacted in the archive"
+    out = tmp_path / "call.html"
+    result = qa(db, "report", call_id, "--html", out)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert f"{len(spans)} redacted span(s) bleeped" in page
+    mp3 = tmp_path / "call.mp3"
+    mp3.write_bytes(base64.b64decode(re.search(r'src="data:audio/mpeg;base64,([A-Za-z0-9+/=]+)"', page).group(1)))
+    audio = decode(mp3).mean(axis=0)
+    original = decode(CALLS / "scn_cs_legal_solicitor.flac").mean(axis=0)
+    for start, end in spans:
+        inside = audio[int((start + PAD_S) * RATE):int((end - PAD_S) * RATE)]
+        assert len(inside) > RATE // 10
+        spectrum = np.abs(np.fft.rfft(inside))
+        assert abs(np.argmax(spectrum) * RATE / len(inside) - BLEEP_HZ) < 20, "the span is the tone"
+        said = original[int((start + PAD_S) * RATE):int((end - PAD_S) * RATE)]
+        voice = np.abs(np.fft.rfft(said))
+        assert abs(np.argmax(voice) * RATE / len(said) - BLEEP_HZ) >= 20, "(the voice there was not a 1 kHz tone)"
+
+
+def test_summary_has_trends_per_agent_and_week_and_links_each_call(archive, tmp_path):
+    db, _, _ = archive
     summary = tmp_path / "summary.html"
-    result = qa(db, "report", "--summary", "--html", summary)
+    result = qa(db, "report", "--summary", "--calls", "--html", summary)
     assert result.returncode == 0, result.stderr
     page = summary.read_text(encoding="utf-8")
-    assert all(call_id_of(db, n) in page for n in GOOD)
     assert_plot_not_blank(page)
+    assert "<h2>Per agent</h2>" in page and "<h2>Per week</h2>" in page
+    assert f"<td class=\"nw\">{AGENT}</td>" in page and "2026-W47 (from 2026-11-16)" in page
+    for name in GOOD:
+        call_id = call_id_of(db, name)
+        assert f'<a href="{call_id}.html"><code>{call_id}</code></a>' in page
+        assert (tmp_path / f"{call_id}.html").is_file(), "--calls writes each call's report where the summary links"
+    assert "td.nw, code { white-space: nowrap; }" in page
+
+
+def test_search_survives_what_tiny_en_misheard(archive):
+    """The agent says "Lumen Home Loans" (the manifest); whatever tiny.en wrote, "loans" finds that call."""
+    db, _, _ = archive
+    assert "Home Loans" in manifest("scn_cs_legal_solicitor")["turns"][0]["text"]
+    result = qa(db, "search", "loans")
+    assert result.returncode == 0, result.stderr
+    assert call_id_of(db, "scn_cs_legal_solicitor") in result.stdout
 
 
 def assert_plot_not_blank(page):

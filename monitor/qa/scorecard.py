@@ -193,7 +193,8 @@ def quarters(points: list[MetricPoint], duration_s: float) -> list[Quarter]:
     out = []
     for i in range(4):
         lo, hi = duration_s * i / 4, duration_s * (i + 1) / 4
-        inside = [p for p in points if (lo <= p.t < hi) or (i == 3 and p.t == hi)]
+        # A point stands for the second that ends at its time, so it belongs where that second does.
+        inside = [p for p in points if lo < p.t <= hi or (i == 0 and p.t <= hi)]
         out.append(Quarter(lo, hi, _mean([p.heat_mean for p in inside if p.heat_mean is not None]),
                            _mean([p.hostility for p in inside if p.hostility is not None])))
     return out

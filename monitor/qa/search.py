@@ -3,8 +3,9 @@
 Query: words in a row are a phrase (in that order, within one utterance); "quoted words" too;
 `a OR b`, `a AND b`, `a NEAR b` (within 10 words; `NEAR/5` for 5); `word*` matches the start of
 a word. Case and punctuation are ignored. Whisper tiny.en often writes a near-miss ("supervisers",
-"super visor"): each plain word of five letters or more also matches the archive's words within
-one edit (two from eight letters), and a word also matches itself split in two; `--exact` turns that off.
+"super visor", "lones" for "loans"): each plain word of five letters or more also matches the
+archive's words within one edit (two from eight letters) or with the same consonants (`skeleton`),
+and itself split in two archived words; `--exact` turns that off.
 The FTS5 query is built from the parsed words alone, so no input is an FTS5 syntax error.
 
 `--kind` with no words lists events: nudges of a kind, supervisor requests and bookmarks.
@@ -83,6 +84,15 @@ def parse(text: str) -> list[list[tuple[str, list[Phrase]]]]:
     return clauses
 
 
+def skeleton(word: str) -> str:
+    """The word's sound, roughly: its first letter, then its consonants, doubles collapsed ("lones", "loans": "lns")."""
+    out = word[:1]
+    for ch in word[1:]:
+        if ch not in "aeiouyhw'" and ch != out[-1]:
+            out += ch
+    return out
+
+
 def _distance(a: str, b: str, cap: int) -> int:
     """Levenshtein distance, stopping early above `cap`."""
     if abs(len(a) - len(b)) > cap:
@@ -112,7 +122,11 @@ class Vocabulary:
         if len(word) < 5:
             return out
         cap = 2 if len(word) >= 8 else 1
-        near = sorted((d, t) for t in self.terms if t != word and (d := _distance(word, t, cap)) <= cap)
+        sound = skeleton(word)
+        near = sorted(
+            (d, t) for t in self.terms if t != word
+            and ((d := _distance(word, t, cap)) <= cap or (skeleton(t) == sound and (d := cap + 1)))
+        )
         out += [(t,) for _, t in near[:MAX_VARIANTS]]
         for i in range(2, len(word) - 1):
             if word[:i] in self.known and word[i:] in self.known:
