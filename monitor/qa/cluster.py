@@ -163,6 +163,11 @@ def open_client(cfg: Config, scheduler: str | None, workers: int, verbose: bool 
             raise BadInput(f"cannot reach the Dask scheduler at {scheduler} ({one_line(exc)}); is `dask scheduler` running "
                            "there and the address tcp://HOST:PORT?") from None
         cluster = None
+        try:
+            client.wait_for_workers(1, timeout=cfg.qa.connect_timeout_s)
+        except TimeoutError:
+            client.close()
+            raise BadInput(f"the Dask cluster at {scheduler} has no workers; start some with `dask worker {scheduler}`") from None
     else:
         # One call at a time per worker process; the cores are shared out so workers do not fight over them.
         threads = cfg.stt.threads or max(1, (os.cpu_count() or 1) // workers)
@@ -185,11 +190,5 @@ def open_client(cfg: Config, scheduler: str | None, workers: int, verbose: bool 
 
 def worker_slots(client: Client) -> int:
     """How many calls the cluster replays at once (threads over all workers); at least 1."""
-    info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+    info = client.scheduler_info()
     return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
-
-
-def _takes_n_workers(client: Client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
