@@ -70,8 +70,8 @@ class Pipeline:
         self.call_id = call_id or new_call_id()
         self.stages = stages or []
         self._lock = threading.RLock()
-        self._in_flight: deque[int] = deque()  # call-time samples at which each pending final was decided
-        self._held: deque[Metrics] = deque()  # metrics waiting for those finals
+        self._in_flight: deque[int] = deque()  # call-time samples at which each pending ordered utterance was decided
+        self._held: deque[Metrics] = deque()  # metrics waiting for those utterances
         self._t0 = 0.0
         self._stop = threading.Event()
         self.position = 0  # samples consumed: the call-time clock
@@ -118,8 +118,8 @@ class Pipeline:
                     x = block.roles[role][: block.length]
                     levels[role] = st.meter.push(x)
                     for utt in st.segmenter.push(x, st.vad.push(x)):
-                        if utt.final:
-                            self._submit_final(worker, utt)
+                        if utt.ordered:
+                            self._submit_ordered(worker, utt)
                         elif self.partials:
                             worker.submit(utt)
                     speaking[role] = st.segmenter.speaking
@@ -144,7 +144,7 @@ class Pipeline:
                     break
             for st in states.values():
                 for utt in st.segmenter.flush():
-                    self._submit_final(worker, utt)
+                    self._submit_ordered(worker, utt)
         finally:
             worker.close()
         with self._lock:
@@ -172,16 +172,17 @@ class Pipeline:
         for state, message in pop():
             self._emit(Status(self.call_id, self._t(self.position), self._wall(), state, message, self.source.overflows))
 
-    def _submit_final(self, worker: SttWorker, utt: Utterance) -> None:
+    def _submit_ordered(self, worker: SttWorker, utt: Utterance) -> None:
         with self._lock:
             self._in_flight.append(self.position)
         worker.submit(utt)
 
     def _emit_in_order(self, metrics: Metrics) -> None:
-        """Send metrics now, or hold them until the finals decided before them are transcribed.
+        """Send metrics now, or hold them until the ordered utterances decided before them are transcribed.
 
-        This keeps the coach's view in call-time order (a transcript, then the measurements that
-        follow it) at any replay speed, without making the audio thread wait for the model.
+        This gives the coach the same sequence of events at any replay speed (each final and pause
+        partial, then the measurements that follow it in call time), without making the audio
+        thread wait for the model.
         """
         with self._lock:
             if self._in_flight:
@@ -190,7 +191,7 @@ class Pipeline:
                 self._emit(metrics)
 
     def _release(self) -> None:
-        """A final is out: send the held metrics that no pending final precedes."""
+        """An ordered utterance is out: send the held metrics that no pending one precedes."""
         with self._lock:  # re-entrant: held metrics go out before any newer ones can
             self._in_flight.popleft()
             limit = self._in_flight[0] / RATE if self._in_flight else float("inf")
@@ -199,7 +200,7 @@ class Pipeline:
 
     def _on_words(self, utt: Utterance, raw: list[RawWord]) -> None:
         """Runs on the STT thread: turn the model's words into a transcript event in call time."""
-        if utt.final:
+        if utt.ordered:
             try:
                 if raw:
                     self._emit(self._transcript(utt, raw))

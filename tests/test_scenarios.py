@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, callmon
+from conftest import FIXTURES
 
 CALLS_DIR = FIXTURES / "calls"
 SPECS_DIR = FIXTURES / "specs"
@@ -42,7 +42,6 @@ KINDS = CORE + ("let_them_finish", "avoid_blame", "apologize_well", "keep_promis
 AGENT_KINDS = {"let_them_finish", "avoid_blame", "apologize_well", "keep_promises"}  # the agent's turn triggers
 WITHIN_S = {kind: 6.0 if kind in ("acknowledge", "slow_down", "summarize") else 4.0 for kind in KINDS}
 EARLY_S = 0.5  # a nudge may come this much before the trigger turn's end (decided on partial speech)
-REPLAY_TIMEOUT_S = 300
 
 MIN_CALLS = 16
 MIN_CALM_CALLS = 5
@@ -66,46 +65,7 @@ def is_calm(m: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# replay (one run per call, shared by every test in this module)
-
-
-class Replays:
-    """Runs `callmon replay` once per call and keeps its events (or the reason it failed)."""
-
-    def __init__(self):
-        self._runs = {}
-
-    def events(self, flac: Path) -> list[dict]:
-        if flac not in self._runs:
-            self._runs[flac] = self._replay(flac)
-        events, error = self._runs[flac]
-        if error:
-            pytest.fail(error, pytrace=False)
-        return events
-
-    def nudges(self, flac: Path) -> list[dict]:
-        return [e for e in self.events(flac) if e.get("type") == "nudge"]
-
-    @staticmethod
-    def _replay(flac: Path):
-        result = callmon("replay", flac, "--fast", "--format", "jsonl", "-q", timeout=REPLAY_TIMEOUT_S)
-        if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-            return None, f"callmon replay {flac.name} exited with {result.returncode}:\n{tail}"
-        events = []
-        for n, line in enumerate(result.stdout.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                return None, f"callmon replay {flac.name}: stdout line {n} is not JSON ({exc.msg}): {line[:200]!r}"
-        return events, None
-
-
-@pytest.fixture(scope="module")
-def replays():
-    return Replays()
+# replay: one run per call, shared with the speed-invariance test (the `replays` fixture in conftest.py)
 
 
 def _show(nudges):

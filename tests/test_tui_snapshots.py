@@ -188,3 +188,100 @@ def test_help_screen(snap_compare):
     """`?` lists every key over the call."""
     app, _ = scripted_app("warn")
     assert snap_compare(app, press=["question_mark"], run_before=_settle)
+
+
+# ---- the screen follows call time, and keeps the banner and status line in sight -----------------
+def _log_lines(app: AgentApp) -> list[str]:
+    from textual.widgets import RichLog
+
+    return [strip.text for strip in app.query_one("#log", RichLog).lines]
+
+
+def _overlaps(a, b) -> bool:  # noqa: ANN001
+    return bool(a.intersection(b).area)
+
+
+def test_a_nudge_decided_before_its_final_is_written_after_the_line_that_triggered_it():
+    """The coach acts on the pause partial, so the nudge arrives before its utterance's final."""
+    async def run() -> None:
+        feed = EventFeed()
+        started = CallStarted(CALL, 0.0, 0.0, "agent-7", {"agent": {"channel": 0}, "customer": {"channel": 1}}, 16000, "x", "m")
+        text = "You are useless and I want to speak to your manager."
+        pause = TranscriptPartial(CALL, 22.5, 23.0, "customer", text, 17.5, 22.5, [], True)
+        nudge = _nudge(22.5, 1, "set_boundary", "warn", "Set a boundary.", "The customer is abusing you.")
+        app = AgentApp(FakeSession(), feed, source_label="x", pacer=_pacer())
+        async with app.run_test(size=(120, 40)) as pilot:
+            for event in (started, *_history(22), pause, nudge):
+                feed(event)
+            app.refresh_from_feed()
+            await pilot.pause()
+            assert not any("set_boundary" in line for line in _log_lines(app)), "nudge written before its trigger line"
+            assert app.shown is not None and app.shown.kind == "set_boundary", "the banner shows the nudge at once"
+            feed(_final("customer", text, 17.5, 22.5))
+            app.refresh_from_feed()
+            await pilot.pause()
+            lines = _log_lines(app)
+            said = next(i for i, line in enumerate(lines) if "useless" in line)
+            nudged = next(i for i, line in enumerate(lines) if "set_boundary" in line)
+            assert said < nudged, lines
+
+    import asyncio
+
+    asyncio.run(run())
+
+
+def test_a_bookmark_notice_and_its_transcript_mark_show_the_same_call_time():
+    from monitor.events import Bookmark
+    from monitor.sinks import clock
+
+    async def run() -> None:
+        app, _ = scripted_app("warn")
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await _settle(pilot)
+            await pilot.press("m")
+            assert app.session.bookmarks == 1
+            app.feed(Bookmark(CALL, 23.4, 24.0, ""))  # the session's event; the screen's clock (last metrics) says 00:23.0
+            app.refresh_from_feed()
+            await pilot.pause()
+            await pilot.pause(0.2)
+            from textual.widgets._toast import Toast
+
+            notices = [str(t.render()) for t in app.screen.query(Toast)]
+            assert any(clock(23.4) in n for n in notices), notices
+            assert any(clock(23.4) in line and "marked" in line for line in _log_lines(app))
+
+    import asyncio
+
+    asyncio.run(run())
+
+
+def test_help_and_notices_leave_the_banner_and_status_line_in_sight_at_80x24():
+    from textual.widgets._toast import Toast
+
+    from monitor.tui.banner import NudgeBanner
+    from monitor.tui.statusline import StatusLine
+
+    async def run() -> None:
+        app, _ = scripted_app("critical")
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await _settle(pilot)
+            banner, status = app.query_one(NudgeBanner).region, app.query_one(StatusLine).region
+            assert banner.area and status.area
+            for n in range(3):
+                app.notify(f"Notice {n}: something the agent should read.", title="note", timeout=30)
+            await pilot.pause()
+            await pilot.pause(0.2)
+            from textual.widgets._toast import ToastRack
+
+            rack = app.screen.query_one(ToastRack).region  # toasts scroll inside it: what shows is within it
+            toasts = [t.region.intersection(rack) for t in app.screen.query(Toast)]
+            assert toasts and not any(_overlaps(r, banner) or _overlaps(r, status) for r in toasts), (toasts, banner, status)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            help_box = app.screen.query_one("#help").region
+            assert help_box.area and not _overlaps(help_box, banner) and not _overlaps(help_box, status), (help_box, banner, status)
+            await pilot.press("question_mark")
+
+    import asyncio
+
+    asyncio.run(run())

@@ -11,7 +11,7 @@ from dataclasses import replace
 from ..analysis.analyzer import Analyzer
 from ..analysis.hostility import HostilityScorer
 from ..config import Config
-from ..events import CallEnded, Event, Metrics, TranscriptPartial
+from ..events import CallEnded, Event, Metrics, TranscriptFinal, TranscriptPartial
 from .engine import Coach
 
 
@@ -27,6 +27,8 @@ class CoachingStage:
         if isinstance(event, Metrics):
             enriched = self.analyzer.on_metrics(event)
             return [enriched, *self.coach.on_metrics(enriched, self.analyzer, event.wall)]
+        if isinstance(event, TranscriptPartial) and not (isinstance(event, TranscriptFinal) or event.pause):
+            return [event]  # a display partial: fast replays have none, so nothing may be decided on it
         if isinstance(event, TranscriptPartial):
             return [event, *self.coach.on_utterance(self.analyzer.on_transcript(event), self.analyzer, event.wall)]
         if isinstance(event, CallEnded):

@@ -28,6 +28,11 @@ class Utterance:
     final: bool
     pause: bool = False  # a partial sent because the speaker paused: their words so far, likely all of them
 
+    @property
+    def ordered(self) -> bool:
+        """Whether the coach decides on it: finals and pause partials, made in every replay mode at the same call time."""
+        return self.final or self.pause
+
 
 class Segmenter:
     """Cuts one role's stream into utterances."""
@@ -95,9 +100,11 @@ class Segmenter:
             and end - self._silence_from >= self._end_partial
         ):
             # Early in a pause, offer the whole utterance as a partial: a live coach can act on
-            # its confident words before the hangover ends and the final is decoded.
+            # its confident words before the hangover ends and the final is decoded. Not for a
+            # blip that will not make a final either.
             self._pause_partial_sent = True
-            return [self._utterance(self._start, self._silence_from + self._pad, final=False, pause=True)]
+            if self._silence_from - self._start - self._pad >= self._min_speech:
+                return [self._utterance(self._start, self._silence_from + self._pad, final=False, pause=True)]
         if end - self._start >= self._max_len:
             # A monologue: cut at its latest pause if that keeps most of it, else right here,
             # and go on with a new utterance from the cut.

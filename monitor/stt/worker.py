@@ -1,12 +1,15 @@
 """The one STT thread: it owns the model and works through utterances, finals first.
 
-Backpressure policy (every queue has a bound and an overflow rule):
-- finals wait in a FIFO of `final_queue`; when it is full `submit` blocks the producer, so a
-  final is never dropped (live capture then counts overflow at its own bounded queue);
-- partials are never queued: one slot per role holds the newest, a newer one replaces it, and
-  a partial whose utterance has already been finalised is dropped unheard (stale); one that was
-  finalised while being transcribed is still delivered, since its result is ready first. A slow CPU
-  therefore loses partials first and the lag cannot grow without bound.
+Two kinds of work, with a written backpressure policy each:
+- *ordered* utterances (finals, and the pause partial the segmenter offers early in every pause)
+  are what the coach decides on, so none may be lost or reordered at any replay speed: they wait
+  in one FIFO of `final_queue`; when it is full `submit` blocks the producer (live capture then
+  counts overflow at its own bounded queue). A final whose audio is exactly its pause partial's
+  reuses that decoding, so a fast replay pays for the pause partial only where speech resumed;
+- periodic partials are for display only and never queued: one slot per role holds the newest, a
+  newer one replaces it, and one whose utterance has already been finalised is dropped unheard
+  (stale); one finalised while being transcribed is still delivered, since it is ready first. A
+  slow CPU therefore loses display partials first and the lag cannot grow without bound.
 """
 
 from __future__ import annotations
@@ -59,12 +62,13 @@ class SttWorker:
         self._thread.start()
 
     def submit(self, utt: Utterance) -> None:
-        """Queue a final (blocking while the queue is full) or offer a partial (never blocks)."""
+        """Queue an ordered utterance (blocking while the queue is full) or offer a display partial (never blocks)."""
         with self._cond:
-            if utt.final:
-                self._finalised[utt.role] = max(self._finalised.get(utt.role, -1), utt.seq)
+            if utt.ordered:
+                if utt.final:
+                    self._finalised[utt.role] = max(self._finalised.get(utt.role, -1), utt.seq)
                 old = self._partials.get(utt.role)
-                if old is not None and old.seq <= utt.seq:
+                if old is not None and old.seq <= utt.seq:  # the ordered one covers at least as much
                     del self._partials[utt.role]
                     self.partials_dropped += 1
                 while len(self._finals) >= self._max_finals and self.error is None:
@@ -77,7 +81,7 @@ class SttWorker:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Finish every queued final, then stop the thread."""
+        """Finish every queued ordered utterance, then stop the thread."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -98,15 +102,22 @@ class SttWorker:
 
     def _stale(self, utt: Utterance) -> bool:
         with self._cond:
-            return not utt.final and self._finalised.get(utt.role, -1) >= utt.seq
+            return not utt.ordered and self._finalised.get(utt.role, -1) >= utt.seq
 
     def _run(self) -> None:
+        last: tuple[tuple[str, int, int, int], list[RawWord]] | None = None  # the latest ordered decoding
         while (utt := self._next()) is not None:
             try:
                 if self._stale(utt):
                     self.partials_dropped += 1
                     continue
-                words = self.transcriber.transcribe(utt.audio)
+                key = (utt.role, utt.seq, utt.start, utt.end)
+                if utt.ordered and last is not None and last[0] == key:
+                    words = last[1]  # the final of a pause partial's very audio: same words, no second pass
+                else:
+                    words = self.transcriber.transcribe(utt.audio)
+                if utt.ordered:
+                    last = (key, words)
                 # A partial finalised while it was being transcribed still goes out: it is ready now,
                 # its final is not (the coach acts on a pause partial ~0.5 s before the final).
                 self.on_result(utt, words)

@@ -24,7 +24,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Footer
 
 from ..audio.source import Pacer
-from ..events import CallEnded, Nudge, NudgeCleared, TranscriptFinal, TranscriptPartial
+from ..events import Bookmark, CallEnded, Event, Nudge, NudgeCleared, SupervisorRequested, TranscriptFinal, TranscriptPartial
 from ..pipeline import Sink
 from ..sinks import clock
 from .banner import NudgeBanner, most_pressing
@@ -101,6 +101,8 @@ class AgentApp(App[None]):
         self._dismissed: set[str] = set()
         self._partials: dict[str, TranscriptPartial] = {}
         self._final_end: dict[str, float] = {}
+        self._waiting: list[Event] = []  # nudges and marks held until the speech before them is settled
+        self._asked = {"supervisor": 0, "bookmark": 0}  # keys pressed whose event (and notice) is still to come
         self._call_done = threading.Event()
         self._finished = False  # the screen has shown the end
         self._quitting = False
@@ -160,26 +162,40 @@ class AgentApp(App[None]):
     def _apply(self, batch: Batch) -> None:
         transcript = self.query_one(Transcript)
         partials_changed = False
+        for role, partial in batch.partials.items():  # first: they tell which speech is still unsettled
+            if partial.end > self._final_end.get(role, -1.0):
+                self._partials[role] = partial
+                partials_changed = True
         for event in batch.log:
             if isinstance(event, TranscriptFinal):
                 self._final_end[event.role] = event.end
-                partials_changed |= self._partials.pop(event.role, None) is not None
+                open_ = self._partials.get(event.role)
+                if open_ is not None and open_.start <= event.start:  # this utterance's (or an older one's)
+                    del self._partials[event.role]
+                    partials_changed = True
             elif isinstance(event, Nudge):
                 self.active[event.id] = event
                 if event.severity == "critical" and self.bell_on_critical:
                     self.bell()
             elif isinstance(event, NudgeCleared):
                 self.active.pop(event.id, None)
+            elif isinstance(event, SupervisorRequested) and self._asked["supervisor"]:
+                self._asked["supervisor"] -= 1
+                where = "the floor has been told" if self.link is not None else "recorded with the call"
+                self.notify(f"Supervisor requested at {clock(event.t)}: {where}.", title="★ supervisor", timeout=5)
+            elif isinstance(event, Bookmark) and self._asked["bookmark"]:
+                self._asked["bookmark"] -= 1
+                self.notify(f"Moment marked at {clock(event.t)} for QA.", title="⚑ bookmark", timeout=3)
             elif isinstance(event, CallEnded):
                 self.ended = event
                 continue
-            transcript.add(event)
+            if isinstance(event, (Nudge, NudgeCleared, SupervisorRequested, Bookmark)):
+                self._waiting.append(event)
+            else:
+                transcript.add(event)
+            self._write_settled(transcript)
         for note in batch.notes:
             self.notify(note, severity="warning", timeout=8)
-        for role, partial in batch.partials.items():
-            if partial.end > self._final_end.get(role, -1.0):
-                self._partials[role] = partial
-                partials_changed = True
         if batch.metrics is not None:
             self.status.call_t = batch.metrics.t
             for role, partial in list(self._partials.items()):
@@ -188,6 +204,7 @@ class AgentApp(App[None]):
                     partials_changed = True
         if partials_changed:
             transcript.show_partials(self._partials)
+        self._write_settled(transcript)
         if batch.metrics is not None or batch.history is not None:
             self.query_one(Meters).update_metrics(batch.metrics, batch.history)
         if batch.stt_lag is not None:
@@ -197,6 +214,15 @@ class AgentApp(App[None]):
         if not self._finished:
             self._show_banner()
         self.query_one(StatusLine).show()
+
+    def _write_settled(self, transcript: Transcript, everything: bool = False) -> None:
+        """Write the held nudges and marks whose moment no unfinished utterance precedes.
+
+        A nudge decided on a pause partial comes before that utterance's final; in the log it
+        belongs after the line that triggered it, so it waits until the speech before it is settled.
+        """
+        while self._waiting and (everything or not any(p.start <= self._waiting[0].t for p in self._partials.values())):
+            transcript.add(self._waiting.pop(0))
 
     def _show_banner(self) -> None:
         live = [n for n in self.active.values() if n.id not in self._dismissed]
@@ -224,7 +250,9 @@ class AgentApp(App[None]):
         self.status.state = "■ ended"
         self.status.paused = False
         self._partials.clear()
-        self.query_one(Transcript).show_partials({})
+        transcript = self.query_one(Transcript)
+        transcript.show_partials({})
+        self._write_settled(transcript, everything=True)
         self.query_one(StatusLine).show()
         self.refresh_bindings()
 
@@ -265,17 +293,16 @@ class AgentApp(App[None]):
         if self._finished or self._quitting:
             self.notify("The call has ended.", severity="warning", timeout=3)
             return
-        self._control(self.session.request_supervisor)
-        where = "the floor has been told" if self.link is not None else "recorded with the call"
-        self.notify(f"Supervisor requested at {clock(self.status.call_t)}: {where}.", title="★ supervisor", timeout=5)
+        self._asked["supervisor"] += 1
+        self._control(self.session.request_supervisor)  # its notice comes with the event, stamped in call time
 
     def action_bookmark(self) -> None:
         """Mark this moment for QA."""
         if self._finished or self._quitting:
             self.notify("The call has ended.", severity="warning", timeout=3)
             return
-        self._control(self.session.bookmark)
-        self.notify(f"Moment marked at {clock(self.status.call_t)} for QA.", title="⚑ bookmark", timeout=3)
+        self._asked["bookmark"] += 1
+        self._control(self.session.bookmark)  # its notice comes with the event, at the call time of its transcript mark
 
     def action_pause(self) -> None:
         """Pause or resume the replay."""
@@ -314,7 +341,7 @@ class AgentApp(App[None]):
     def action_help(self) -> None:
         """The list of keys."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.query_one(Transcript).region))
 
     def action_toggle_theme(self) -> None:
         """Light or dark."""

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Region
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -48,9 +49,24 @@ LEGEND = (
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key and what it does; any of ? Esc q closes it."""
+    """Every key and what it does; any of ? Esc q closes it.
+
+    It lies over `region` (the transcript's place on the screen), scrolling if it must, so the
+    banner and the status line stay in sight while it is open.
+    """
 
     BINDINGS = [Binding("question_mark,escape,q", "close", "close")]
+
+    def __init__(self, region: Region | None = None) -> None:
+        super().__init__()
+        self.region_over = region
+
+    def on_mount(self) -> None:
+        if self.region_over is not None:
+            box = self.query_one("#help", Vertical)
+            box.styles.offset = (self.region_over.x, self.region_over.y)
+            box.styles.width = self.region_over.width
+            box.styles.max_height = self.region_over.height
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
