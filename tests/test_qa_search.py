@@ -97,3 +97,28 @@ def test_no_input_is_an_fts_syntax_error(db, text):
 def test_parse_and_skeleton():
     assert [[p.words for _, ps in clause for p in ps] for clause in parse("a b OR c")] == [[("a", "b")], [("c",)]]
     assert skeleton("loans") == skeleton("lones") == "lns"
+
+
+def test_ingest_progress_shows_an_eta_from_the_start_then_the_measured_speed():
+    """The live line before any call has finished: an estimated ETA at once, then speed from the workers' reports."""
+    from datetime import UTC, datetime
+
+    from monitor.qa.cluster import Job
+    from monitor.qa.ingest import ProgressLine
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    jobs = [Job(f"calls/c{i}.flac", f"/calls/c{i}.flac", f"{i:064x}", 600.0, "a", datetime.now(UTC)) for i in range(3)]
+    progress = ProgressLine(Terminal(), total=3, audio_total_s=1800.0, quiet=False, eta_speed=6.0)
+    progress.slots = 2
+    first = progress.status()
+    assert first.startswith("ingest 0/3 calls, starting, ETA ~2:30"), first  # 1800 s / (6 × 2)
+    progress.started(jobs[0])
+    progress.t0 -= 60.0  # a minute later (no sleeping in tests)
+    progress.reported((0.0, {"hash": jobs[0].content_hash, "t": 300.0}))
+    line = progress.status()
+    assert "0/3 calls, 5.0 call-h/h, ETA 5:00, now c0.flac" in line, line  # 300 s of call in 60 s; 1500 s left
+    progress.finished(jobs[0], 600.0)
+    assert progress.status().startswith("ingest 1/3 calls") and len(progress.status()) < 80

@@ -186,7 +186,9 @@ class ProgressLine:
         self.audio_settled_s = 0.0  # header durations of the files finished either way
         self.running: dict[str, tuple[str, float]] = {}  # content hash -> (file name, call seconds reported)
         self.lock = threading.Lock()  # worker reports arrive on the Dask client's thread
+        self.writing = threading.Lock()  # the ticker thread and the driver both write the line
         self.t0 = time.monotonic()
+        self._stop = threading.Event()
 
     def started(self, job: Job) -> None:
         """A call went to a worker."""
@@ -214,7 +216,8 @@ class ProgressLine:
         if self.quiet or (self.live and not always):
             return
         prefix = "\r\033[K" if self.live else ""
-        self.err.write(f"{prefix}[{self.done}/{self.total}] {text}\n")
+        with self.writing:
+            self.err.write(f"{prefix}[{self.done}/{self.total}] {text}\n")
         self.redraw()
 
     def status(self) -> str:
@@ -238,14 +241,27 @@ class ProgressLine:
         if not self.live:
             self.err.flush()
             return
-        self.err.write("\r" + self.status() + "\033[K")
-        self.err.flush()
+        line = self.status()
+        with self.writing:
+            self.err.write("\r" + line + "\033[K")
+            self.err.flush()
+
+    def start_ticking(self) -> None:
+        """On a terminal, redraw every second from now on (the cluster and the models take a while to start)."""
+        if self.live:
+            threading.Thread(target=self._tick, name="ingest-progress", daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self.redraw()
 
     def finish(self) -> None:
         """End the live line."""
+        self._stop.set()
         if self.live:
-            self.err.write("\r\033[K")
-            self.err.flush()
+            with self.writing:
+                self.err.write("\r\033[K")
+                self.err.flush()
 
 
 def _duration(seconds: float) -> str:
@@ -288,6 +304,9 @@ def _run_on_cluster(opts: BatchOptions, cfg: Config, jobs: list[Job], summary: S
         if not progress.quiet:
             hours = progress.audio_total_s / 3600
             progress.err.write(f"ingesting {len(jobs)} call(s) ({hours:.2f} h of audio) on {where}\n")
+        progress.slots = 1 if opts.scheduler else workers  # for the first ETA; the cluster's own count below
+        progress.redraw()
+        progress.start_ticking()
         with open_client(cfg, opts.scheduler, workers, opts.verbose) as client:
             client.subscribe_topic(topic, progress.reported)
             progress.slots = worker_slots(client)
@@ -324,7 +343,6 @@ def _run_on_cluster(opts: BatchOptions, cfg: Config, jobs: list[Job], summary: S
                 if time.monotonic() - beat >= claims.HEARTBEAT_S:
                     claims.refresh(conn, owner)
                     beat = time.monotonic()
-                progress.redraw()
     except KeyboardInterrupt:
         summary.interrupted = True
     except sqlite3.Error as exc:
