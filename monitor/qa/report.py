@@ -364,13 +364,13 @@ def summary_report(details: list[CallDetail], filters_text: str) -> str:
     rows = []
     for d in ranked:
         sc = d.scorecard
-        kinds = ", ".join(f"{k} {v}" for k, v in sc.nudges_by_kind.items())
+        kinds = "<br>".join(f"{html.escape(k)}&nbsp;{v}" for k, v in sc.nudges_by_kind.items())
         cid = html.escape(d.info.call_id)
         rows.append([
             _td(f'<a href="{html.escape(call_link(d.info.call_id))}"><code>{cid}</code></a>', "nw"),
             _td(html.escape(d.info.call_date[:16].replace("T", " ")), "nw"), _td(html.escape(d.info.agent_id or "-"), "nw"),
             _td(html.escape(source_name(d.info.source))), _td(mmss(sc.duration_s), "n"), _td(heat_name(sc.peak_heat), "nw"),
-            _td(_f(sc.mean_heat), "n"), _td(str(sc.nudges_raised), "n"), _td(html.escape(kinds) or "-"),
+            _td(_f(sc.mean_heat), "n"), _td(str(sc.nudges_raised), "n"), _td(kinds or "-"),
             _td(_pct(sc.followed_rate), "n"), _td(_pct(sc.talk_ratio), "n"),
         ])
     by_agent: dict[str, list[CallDetail]] = {}
