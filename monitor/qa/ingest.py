@@ -301,17 +301,17 @@ def _run_on_cluster(opts: BatchOptions, cfg: Config, jobs: list[Job], summary: S
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the batch like Ctrl-C
     try:
         where = f"the cluster at {opts.scheduler}" if opts.scheduler else f"{workers} local worker(s)"
-        if not progress.quiet:
-            hours = progress.audio_total_s / 3600
-            progress.err.write(f"ingesting {len(jobs)} call(s) ({hours:.2f} h of audio) on {where}\n")
         progress.slots = 1 if opts.scheduler else workers  # for the first ETA; the cluster's own count below
         progress.redraw()
         progress.start_ticking()
         with open_client(cfg, opts.scheduler, workers, opts.verbose) as client:
             client.subscribe_topic(topic, progress.reported)
             progress.slots = worker_slots(client)
-            if not progress.quiet and not progress.live:
-                progress.err.write(progress.status() + "\n")
+            if not progress.quiet:
+                hours = progress.audio_total_s / 3600
+                progress.note(f"ingesting {len(jobs)} call(s) ({hours:.2f} h of audio) on {where}", always=True)
+                if not progress.live:
+                    progress.err.write(progress.status() + "\n")
             waiting, in_flight = deque(jobs), {}
             beat = time.monotonic()
             while waiting or in_flight:
