@@ -98,8 +98,8 @@ def scorecard_lines(sc: Scorecard) -> list[str]:
         lines.append(f"followed   {sc.nudges_followed} of {sc.nudges_raised - sc.nudges_dismissed} "
                      f"({_pct(sc.followed_rate)}){follow}" + (f", {sc.nudges_dismissed} dismissed" if sc.nudges_dismissed else ""))
         if sc.heat_before_mean is not None:
-            lines.append(f"did it help: heat before the trigger {sc.heat_before_mean:.2f}, "
-                         f"after the agent's move {sc.heat_after_mean:.2f} (followed nudges)")
+            lines.append(f"helped?    heat before the trigger {sc.heat_before_mean:.2f}, after the move "
+                         f"{sc.heat_after_mean:.2f}")
         for n in sc.nudges:
             if n.followed:
                 how = f"followed after {n.follow_s:.1f} s" if n.follow_s is not None else "followed"
@@ -120,8 +120,8 @@ def talk_lines(sc: Scorecard) -> list[str]:
     lines = []
     if sc.talk is not None and sc.duration_s > 0:
         t, d = sc.talk, sc.duration_s
-        lines.append(f"talk       agent {mmss(t.agent_s)} ({_pct(t.agent_s / d)})  customer {mmss(t.customer_s)} "
-                     f"({_pct(t.customer_s / d)})  overlap {mmss(t.overlap_s)}  silence {mmss(t.silence_s)}")
+        lines.append(_cut(f"talk       agent {mmss(t.agent_s)} ({_pct(t.agent_s / d)})  customer {mmss(t.customer_s)} "
+                          f"({_pct(t.customer_s / d)})  overlap {mmss(t.overlap_s)}  silence {mmss(t.silence_s)}", WIDTH))
         lines.append(f"           agent interrupted the customer {t.agent_interruptions} time(s)")
     if sc.quarters:
         heat = " ".join(_num(q.heat, ".1f") for q in sc.quarters)
