@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 
 from ..config import Config
@@ -172,6 +173,14 @@ def open_client(cfg: Config, scheduler: str | None, workers: int, verbose: bool 
         # One call at a time per worker process; the cores are shared out so workers do not fight over them.
         threads = cfg.stt.threads or max(1, (os.cpu_count() or 1) // workers)
         cfg = replace(cfg, stt=replace(cfg.stt, threads=threads))
+        dask.config.set({
+            # Dask caps OpenMP and MKL at one thread in each worker process (made for one task per core); a
+            # worker here runs one call whose model takes its share of the cores.
+            "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": threads,
+            "distributed.nanny.pre-spawn-environ.MKL_NUM_THREADS": threads,
+            # The statistical profiler samples every thread's stack every 10 ms: a tax on a pipeline of Python threads.
+            "distributed.worker.profile.enabled": False,
+        })
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
             # No dashboard; the scheduler's small HTTP server (health checks) on a free port, so two ingests never clash.
