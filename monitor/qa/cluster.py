@@ -174,10 +174,11 @@ def open_client(cfg: Config, scheduler: str | None, workers: int, verbose: bool 
         threads = cfg.stt.threads or max(1, (os.cpu_count() or 1) // workers)
         cfg = replace(cfg, stt=replace(cfg.stt, threads=threads))
         dask.config.set({
-            # Dask caps OpenMP and MKL at one thread in each worker process (made for one task per core); a
-            # worker here runs one call whose model takes its share of the cores.
-            "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": threads,
-            "distributed.nanny.pre-spawn-environ.MKL_NUM_THREADS": threads,
+            # Dask's worker environment is made for one small task per core: OpenMP and MKL capped at one
+            # thread, and glibc told to give memory back at every 64 kB (MALLOC_TRIM_THRESHOLD_), which makes a
+            # model's large, short-lived buffers page-fault over and over. A worker here runs one call at a time
+            # whose model takes its share of the cores: its threads get that share, and malloc keeps its default.
+            "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
             # The statistical profiler samples every thread's stack every 10 ms: a tax on a pipeline of Python threads.
             "distributed.worker.profile.enabled": False,
         })
