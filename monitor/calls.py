@@ -13,12 +13,13 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .audio.source import Pacer, roles_for
+from .audio.source import RATE, Pacer, roles_for
 from .config import Config, load_config
 from .errors import BadInput
 from .pipeline import Sink
 from .session import CallSession, load_scorer, open_file
 from .sinks import JsonlSink, Progress, TextSink
+from .stt.model import WhisperTranscriber
 
 BAD_INPUT = 2
 
@@ -29,6 +30,8 @@ def config_from(args: argparse.Namespace) -> Config:
         ("agent_channel", "audio.agent_channel"),
         ("customer_channel", "audio.customer_channel"),
         ("mono_role", "audio.mono_role"),
+        ("diarize", "audio.diarize"),
+        ("agent_speaker", "audio.agent_speaker"),
         ("model", "stt.model"),
         ("agent_id", "call.agent_id"),
     ):
@@ -43,10 +46,12 @@ def replay(args: argparse.Namespace) -> int:
         return _replay_tui(args, cfg)
     speed = 1.0 if args.realtime else args.speed
     pacer = Pacer(speed)
-    source, roles = open_file(args.file, cfg, pacer)
+    # One model for the call and, when a mono file is split, for hearing which speaker greets.
+    transcriber = WhisperTranscriber(cfg.stt) if cfg.audio.diarize != "off" else None
+    source, roles = open_file(args.file, cfg, pacer, transcriber=transcriber)
     session = CallSession(
         cfg, source, roles, [_printer(args.format), Progress(source.duration_s, quiet=args.quiet), *_outputs(args, cfg)],
-        partials=_partials(cfg, paced=speed is not None), source_name=source.description,
+        partials=_partials(cfg, paced=speed is not None), source_name=source.description, transcriber=transcriber,
     )
     return _finish(session)
 
@@ -60,14 +65,16 @@ def _replay_tui(args: argparse.Namespace, cfg: Config) -> int:
     from .tui.app import run_agent_tui
 
     pacer = Pacer(args.speed or 1.0)
-    source, roles = open_file(args.file, cfg, pacer)
+    transcriber = WhisperTranscriber(cfg.stt) if cfg.audio.diarize != "off" else None
+    source, roles = open_file(args.file, cfg, pacer, transcriber=transcriber)
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
         return CallSession(cfg, source, roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
-                           source_name=source.description)
+                           source_name=source.description, transcriber=transcriber)
 
-    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell)
+    return run_agent_tui(make, source_label=source.description, pacer=pacer, link=_link_of(outputs), bell=args.bell,
+                         lead=_lead_of(outputs))
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -150,14 +157,17 @@ def live(args: argparse.Namespace) -> int:
     outputs = _outputs(args, cfg)
 
     def make(sinks: list[Sink]) -> CallSession:
-        source = LiveSource(plan, block, cfg.live, duration_s=args.duration)
+        from .audio.recording import WavRecorder
+
+        record = WavRecorder(args.record, len(plan), RATE) if args.record else None
+        source = LiveSource(plan, block, cfg.live, duration_s=args.duration, record=record)
         return CallSession(cfg, source, source.roles, [*sinks, *outputs], partials=_partials(cfg, paced=True),
                            source_name=source.description)
 
     if not args.no_tui:
         from .tui.app import run_agent_tui
 
-        return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell)
+        return run_agent_tui(make, source_label="live", link=_link_of(outputs), bell=args.bell, lead=_lead_of(outputs))
     return _finish(make([_printer(args.format)]))
 
 
@@ -165,6 +175,12 @@ def _link_of(outputs: list[Sink]) -> Callable[[], str] | None:
     """The hub link text, for the TUI's status line; None without a hub."""
     pub = next((s for s in outputs if hasattr(s, "link")), None)
     return None if pub is None else (lambda: pub.link)
+
+
+def _lead_of(outputs: list[Sink]) -> Callable[[], str | None] | None:
+    """What the team lead said through the hub ("your lead is coming", a whisper), for the TUI's banner."""
+    pub = next((s for s in outputs if hasattr(s, "lead_note")), None)
+    return None if pub is None else (lambda: pub.lead_note)
 
 
 def devices(args: argparse.Namespace) -> int:

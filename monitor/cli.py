@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the agent's screen (nudge banner, meters, transcript) instead of printing; real time unless --speed X",
     )
     replay.add_argument("--bell", action="store_true", help="with --tui: ring the terminal bell on critical nudges")
+    add_diarize_flags(replay)
     _add_common(replay)
     _add_outputs(replay, archive=False)
     replay.set_defaults(run=_lazy("replay"))
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--agent-device", metavar="DEV", help="the agent's headset mic (channel 0 of it)")
     live.add_argument("--customer-device", metavar="DEV", help="the customer's line, or a monitor of the softphone output")
     live.add_argument("--duration", type=_positive, metavar="S", help="end the call after S seconds (default: until Ctrl-C)")
+    live.add_argument(
+        "--record", metavar="FILE.wav",
+        help="keep the call's audio as the monitor heard it (agent ch0, customer ch1, 16 kHz float WAV): "
+             "`callmon replay FILE.wav` at any speed gives this call's nudges and outcomes",
+    )
     live.add_argument("--no-tui", action="store_true", help="no screen: write the events to stdout (see --format)")
     live.add_argument("--bell", action="store_true", help="ring the terminal bell when a critical nudge appears on the screen")
     live.add_argument(
@@ -176,6 +182,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) on stderr")
+
+
+def add_diarize_flags(p: argparse.ArgumentParser) -> None:
+    """--diarize and --agent-speaker, for the commands that open recordings (replay, qa ingest)."""
+    p.add_argument(
+        "--diarize", action="store_const", const="on",
+        help="split a mono recording that holds both sides into agent and customer (speaker diarization, offline)",
+    )
+    p.add_argument(
+        "--agent-speaker", choices=("first", "second"),
+        help="with --diarize: which speaker to talk is the agent (default: the one who greets, else the first)",
+    )
 
 
 def _positive(text: str) -> float:

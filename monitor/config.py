@@ -38,11 +38,13 @@ class CallConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """Channel-to-role mapping and block size."""
+    """Channel-to-role mapping, the split of mono recordings, and block size."""
 
     agent_channel: int = _opt(0, lo=0, hi=63)
     customer_channel: int = _opt(1, lo=0, hi=63)
     mono_role: str = _opt("customer", choices=ROLES)
+    diarize: str = _opt("off", choices=("off", "on", "auto"))
+    agent_speaker: str = _opt("auto", choices=("auto", "first", "second"))
     block_ms: int = _opt(100, lo=10, hi=1000)
 
 
@@ -65,7 +67,7 @@ class VadConfig:
     threshold: float = _opt(0.5, lo=0.0, hi=1.0)
     neg_threshold: float = _opt(0.35, lo=0.0, hi=1.0)
     min_silence_ms: int = _opt(400, lo=32, hi=5000)
-    end_partial_ms: int = _opt(200, lo=0, hi=5000)
+    end_partial_ms: int = _opt(0, lo=0, hi=5000)
     min_speech_ms: int = _opt(100, lo=0, hi=5000)
     speech_pad_ms: int = _opt(100, lo=0, hi=2000)
     max_utterance_s: float = _opt(25.0, lo=2.0, hi=30.0)

@@ -43,6 +43,9 @@ class CallStarted(Event):
     sample_rate: int
     source: str
     model: str
+    # How a mono recording was split into agent and customer (None: roles come from channels or
+    # devices): {"method": "diarization", "agent": "first"|"second", "reason": ..., "voices": ...}.
+    diarization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class TranscriptPartial(Event):
     start: float
     end: float
     words: list[Word] = field(default_factory=list)
-    pause: bool = False  # a partial sent 200 ms into a pause: the coach may act on it as on a final
+    pause: bool = False  # a partial sent `vad.end_partial_ms` into a pause: the coach decides on it as on a final
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,29 @@
 """The one pipeline, live or replay: source blocks in, call-time events out to the sinks.
 
-The calling thread reads the source and runs the per-role stages that are cheap and must keep
-pace with the audio (loudness, VAD, segmenting); the STT worker thread runs the model. Both
-emit through `_emit`, which serialises sinks under one lock, so a sink sees one event at a
-time and never needs its own locking.
+The calling thread reads the source and runs the per-role measures that are cheap and must keep
+pace with the audio (one `RoleFrontEnd` per role: loudness, VAD, segmenting, agitation); the STT
+worker thread runs the model. Both emit through `_emit`, which serialises sinks under one lock,
+so a sink sees one event at a time and never needs its own locking.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 
-from .analysis.agitation import AgitationMeter
-from .audio.levels import LoudnessMeter
+import numpy as np
+
 from .audio.source import RATE, AudioBlock
 from .config import Config
 from .errors import PipelineError
 from .events import CallEnded, CallStarted, Event, Metrics, RoleMetrics, Status, TranscriptFinal, TranscriptPartial, Word
+from .stt.frontend import RoleFrontEnd
 from .stt.model import RawWord
-from .stt.segmenter import Segmenter, Utterance
-from .stt.vad import StreamingVad
+from .stt.segmenter import Utterance
 from .stt.worker import SttWorker, Transcriber
 
 Sink = Callable[[Event], None]
@@ -33,15 +33,6 @@ Stage = Callable[[Event], list[Event]]
 def new_call_id() -> str:
     """A fresh call id: `c-` and 8 hex digits."""
     return f"c-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class _RoleState:
-    meter: LoudnessMeter
-    vad: StreamingVad
-    segmenter: Segmenter
-    agitation: AgitationMeter
-    talk_s: float = 0.0
 
 
 class Pipeline:
@@ -93,47 +84,39 @@ class Pipeline:
         """Process the whole source; returns the `call.ended` event it emitted last."""
         cfg = self.cfg
         self._t0 = time.monotonic()
-        states = {
-            role: _RoleState(
-                LoudnessMeter(RATE, cfg.features.loudness_window_s, cfg.features.loudness_floor_lufs),
-                StreamingVad(),
-                Segmenter(role, cfg.vad, RATE),
-                AgitationMeter(cfg.analysis.agitation_baseline_s),
-            )
-            for role in self.roles
-        }
+        fronts = {role: RoleFrontEnd(role, cfg, RATE) for role in self.roles}
+        talk = dict.fromkeys(self.roles, 0.0)
         self._emit(
             CallStarted(
                 self.call_id, 0.0, self._wall(), cfg.call.agent_id, {r: {"channel": c} for r, c in self.roles.items()},
-                RATE, self.source_name, self.transcriber.name,
+                RATE, self.source_name, self.transcriber.name, getattr(self.source, "diarization", None),
             )
         )
         worker = SttWorker(self.transcriber, self._on_words, cfg.stt.final_queue)
         worker.start()
         silence_s = 0.0
         try:
-            for block in self.source:
-                speaking, levels, agitation = {}, {}, {}
-                for role, st in states.items():
-                    x = block.roles[role][: block.length]
-                    levels[role] = st.meter.push(x)
-                    for utt in st.segmenter.push(x, st.vad.push(x)):
+            for block in self._blocks(fronts):
+                readings = {}
+                for role, front in fronts.items():
+                    readings[role] = reading = front.push(block.roles[role][: block.length])
+                    for utt in reading.utterances:
                         if utt.ordered:
                             self._submit_ordered(worker, utt)
                         elif self.partials:
                             worker.submit(utt)
-                    speaking[role] = st.segmenter.speaking
-                    agitation[role] = st.agitation.push(x, speaking[role])
-                    if speaking[role]:
-                        st.talk_s += block.length / RATE
+                    if reading.speaking:
+                        talk[role] += block.length / RATE
+                speaking = {r: reading.speaking for r, reading in readings.items()}
                 self.position = block.start + block.length
                 silence_s = 0.0 if any(speaking.values()) else silence_s + block.length / RATE
                 self._emit_in_order(
                     Metrics(
                         self.call_id, self._t(self.position), self._wall(),
                         {
-                            r: RoleMetrics(loudness_lufs=round(levels[r], 1), speaking=speaking[r], agitation=agitation[r])
-                            for r in states
+                            r: RoleMetrics(loudness_lufs=round(reading.lufs, 1), speaking=reading.speaking,
+                                           agitation=reading.agitation)
+                            for r, reading in readings.items()
                         },
                         overlap=len(speaking) > 1 and all(speaking.values()),
                         silence_s=round(silence_s, 2),
@@ -142,8 +125,8 @@ class Pipeline:
                 self._source_status()
                 if worker.error is not None or self._stop.is_set():
                     break
-            for st in states.values():
-                for utt in st.segmenter.flush():
+            for front in fronts.values():
+                for utt in front.flush():
                     self._submit_ordered(worker, utt)
         finally:
             worker.close()
@@ -153,7 +136,6 @@ class Pipeline:
             self._emit(m)
         if worker.error is not None:
             raise PipelineError(f"speech-to-text failed: {worker.error}")
-        talk = {r: st.talk_s for r, st in states.items()}
         total = sum(talk.values())
         ended = CallEnded(
             self.call_id, self._t(self.position), self._wall(), duration=self._t(self.position), peak_heat=None,
@@ -163,6 +145,21 @@ class Pipeline:
         )
         self._emit(ended)
         return ended
+
+    # A source may say more about itself: `diarization` (how a mono recording was split, for
+    # call.started), `read_ahead` (blocks it can hand over at once), `pop_status`/`overflows` and
+    # `error` (a live device's changes; where a damaged file stopped).
+
+    def _blocks(self, fronts: dict[str, RoleFrontEnd]) -> Iterator[AudioBlock]:
+        """The source's blocks; a source that has audio ahead (`read_ahead` > 1 blocks, a file
+        replayed as fast as possible) has each group's VAD run at once, which gives the same numbers."""
+        ahead = getattr(self.source, "read_ahead", 1)
+        blocks = iter(self.source)
+        while group := list(itertools.islice(blocks, ahead)):
+            if len(group) > 1:
+                for role, front in fronts.items():
+                    front.look_ahead(np.concatenate([b.roles[role][: b.length] for b in group]))
+            yield from group
 
     def _source_status(self) -> None:
         """Pass on what a live source reports: a device lost, retried, resumed; audio dropped."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 from .analysis.hostility import HostilityScorer
-from .audio.source import AudioBlock, FileSource, Pacer, roles_for
+from .audio.source import AudioBlock, FileSource, Pacer, SplitSource, roles_for
 from .coach.stage import CoachingStage
 from .config import Config, ConfigError
 from .events import Bookmark, CallEnded, SupervisorRequested
@@ -34,12 +35,88 @@ def load_scorer(cfg: Config) -> HostilityScorer:
         ) from None
 
 
-def open_file(path: str | os.PathLike, cfg: Config, pacer: Pacer | None = None) -> tuple[FileSource, dict[str, int]]:
-    """A recording opened and checked, with its channels mapped to roles as configured."""
-    source = FileSource(path, cfg.audio.block_ms * 16, pacer)
-    roles = roles_for(source.channels, cfg.audio.agent_channel, cfg.audio.customer_channel, cfg.audio.mono_role)
+def warn(message: str) -> None:
+    """A warning about the input, once, on stderr (the call goes on)."""
+    print(f"callmon: warning: {message}", file=sys.stderr, flush=True)
+
+
+def open_file(
+    path: str | os.PathLike,
+    cfg: Config,
+    pacer: Pacer | None = None,
+    *,
+    transcriber: Transcriber | None = None,
+    notify: Callable[[str], None] = warn,
+) -> tuple[FileSource | SplitSource, dict[str, int]]:
+    """A recording opened and checked, with its channels mapped to roles as configured.
+
+    The one place a recording is opened for replay and QA ingest. A mono recording (or one whose
+    channels carry the same signal) is one role, or, with `audio.diarize`, split into agent and
+    customer; `transcriber` hears who greets (without one, the bundled model is loaded for it).
+    Anything surprising about the file is said once through `notify`.
+    """
+    audio = cfg.audio
+    source = FileSource(path, audio.block_ms * 16, pacer)
+    name = source.path
+    mono_is = "is mono"
+    if source.same_channels:
+        kind = "stereo" if source.channels == 2 else "multichannel"
+        mono_is = f"is mono saved as {kind} (its {source.channels} channels carry the same signal), so it is taken as mono"
+    mono = source.channels == 1 or source.same_channels
+    if not mono:
+        if audio.diarize == "on":
+            notify(f"{name} is not mono: its roles come from its channels, so --diarize is not needed")
+        roles = roles_for(source.channels, audio.agent_channel, audio.customer_channel, audio.mono_role)
+        source.use_roles(roles)
+        if source.channels > 2:
+            notify(f"{name} has {source.channels} channels; using channel {roles['agent']} for the agent and "
+                   f"{roles['customer']} for the customer (choose others with --agent-channel and --customer-channel)")
+        return source, roles
+    if audio.diarize != "off":
+        split = _split(source, cfg, transcriber)
+        if split is not None:
+            if source.same_channels:
+                notify(f"{name} {mono_is} and split into agent and customer")
+            return split, split.roles
+        notify(f"{name} {mono_is} and no speaker in it greets like an agent, so it is kept as one voice: the whole "
+               f"recording is the {audio.mono_role} and the talk ratio is unknown (--diarize splits it anyway)")
+    else:
+        notify(f"{name} {mono_is}: the whole recording is the {audio.mono_role} and the talk ratio is unknown; "
+               "if it holds both sides, --diarize splits it into agent and customer")
+    roles = {audio.mono_role: 0}
     source.use_roles(roles)
     return source, roles
+
+
+def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> SplitSource | None:
+    """Diarize the mono recording (a first pass over the file) and wrap it as agent and customer; None
+    when `diarize = "auto"` hears no agent's greeting."""
+    from .stt.agent_speaker import choose_agent
+    from .stt.diarize import HOP, FeatureStream
+
+    first = FileSource(source.path, source.block_samples)
+    first.use_roles({"mix": 0})
+    features = FeatureStream()
+    for block in first:
+        features.push(block.roles["mix"][: block.length])
+    diar = features.result()
+    if transcriber is None and (cfg.audio.agent_speaker == "auto" or cfg.audio.diarize == "auto"):
+        transcriber = WhisperTranscriber(cfg.stt)
+    if cfg.audio.diarize == "auto":
+        # One voice cannot be told from two by the sound alone (docs/EVALUATION.md): a recording
+        # is taken as a whole call when one of its speakers opens it the way an agent does.
+        heard = choose_agent(diar, features.head, "auto", transcriber)
+        if not heard.greeted:
+            return None
+        choice = heard if cfg.audio.agent_speaker == "auto" else choose_agent(diar, features.head, cfg.audio.agent_speaker, None)
+    else:
+        choice = choose_agent(diar, features.head, cfg.audio.agent_speaker, transcriber)
+    agent_s, customer_s = diar.speech_s(choice.speaker), diar.speech_s(1 - choice.speaker)
+    summary = {
+        "method": "diarization", "agent": ("first", "second")[choice.speaker], "reason": choice.reason,
+        "agent_speech_s": round(agent_s, 1), "customer_speech_s": round(customer_s, 1),
+    }
+    return SplitSource(source, diar.labels, HOP, choice.speaker, summary)
 
 
 class CallSession:

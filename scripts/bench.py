@@ -579,7 +579,7 @@ def bench_script(name: str, cache: str, *extra: str) -> str:
     return "\n" + (CACHE / cache).read_text()
 
 
-SECTIONS = ("replay", "latency", "live", "hub", "qa")
+SECTIONS = ("replay", "pause", "latency", "live", "hub", "qa")
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -606,6 +606,8 @@ def bench(args: argparse.Namespace) -> int:
             text = live_section(bench_json(
                 "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min)",
             ))
+        elif name == "pause":
+            text = bench_script("bench-pause", "pause.md", *(["--runs", "1"] if args.quick else []))
         elif name == "hub":
             text = bench_script("bench-hub", "hub.md", *(["--sizes", "100,500", "--seconds", "5"] if args.quick else []))
         else:

@@ -1,28 +1,31 @@
-"""Acoustic agitation: a raised voice scores above the same voice at rest; RAVDESS AUCs hold."""
+"""Acoustic agitation: a raised voice scores above the same voice at rest; RAVDESS AUCs hold.
+
+The monitor's part is monitor/audio/agitation.py; pitch, the clip's own loudness gate and
+baselines over several clips are the evaluation's (scripts/voice_eval.py, used by
+scripts/eval-agitation), tested here too because the documented figures rest on them.
+"""
 
 import importlib.machinery
 import importlib.util
 import math
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from monitor.analysis.agitation import (
-    WEIGHTS,
-    VoiceFeatures,
-    agitation_score,
-    baseline_of,
-    feature_deviation,
-    yin,
-)
+from monitor.audio.agitation import WEIGHTS, AgitationMeter, VoiceFeatures, agitation_score, feature_deviation
+from monitor.audio.levels import LoudnessMeter
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from voice_eval import ClipVoice, baseline_of, yin  # noqa: E402
 
 RATE = 16000
 BLOCK = 1600
 
-# documented in monitor/analysis/agitation.py (scripts/eval-agitation, default loudness gate)
+# documented in monitor/audio/agitation.py (scripts/eval-agitation, default loudness gate)
 DOCUMENTED = {"angry": 0.994, "angry_normal": 0.987, "angry_strong": 1.0}
 DOCUMENTED_LOAO = {"angry": 0.991, "angry_normal": 0.982, "angry_strong": 1.0}
 
@@ -47,7 +50,8 @@ def voice(f0: float, tilt: float, amplitude: float, seconds: float = 6.0, seed: 
 
 
 def measure(audio: np.ndarray, **kw) -> dict:
-    vf = VoiceFeatures(**kw)
+    """The evaluation's features of a clip (loudness gate, with pitch)."""
+    vf = ClipVoice(**kw)
     for i in range(0, len(audio), BLOCK):
         vf.push(audio[i : i + BLOCK])
     return vf.features()
@@ -126,7 +130,7 @@ def test_silence_has_no_features_and_no_score():
 
 def test_windows_and_explicit_speech_flags():
     calm, raised = voice(110.0, 2.0, 0.03, seconds=8.0), voice(150.0, 1.2, 0.15, seconds=4.0, seed=1)
-    vf = VoiceFeatures(keep_s=60.0)
+    vf = ClipVoice(keep_s=60.0)
     for i in range(0, len(calm), BLOCK):
         vf.push(calm[i : i + BLOCK])
     baseline = vf.features()
@@ -137,15 +141,49 @@ def test_windows_and_explicit_speech_flags():
     assert vf.speech_s == pytest.approx(vf.features()["speech_s"])
     assert agitation_score(recent, baseline) > 1.0
     # a caller's VAD verdict overrides the level gate
-    vf2 = VoiceFeatures()
+    vf2 = ClipVoice()
     assert not any(vf2.push(calm[i : i + BLOCK], speech=False) for i in range(0, len(calm), BLOCK))
     assert vf2.features() == {"speech_s": 0.0}
     # only keep_s of speech is kept
-    vf3 = VoiceFeatures(keep_s=2.0)
+    vf3 = ClipVoice(keep_s=2.0)
     for i in range(0, len(calm), BLOCK):
         vf3.push(calm[i : i + BLOCK])
     assert vf3.features()["speech_s"] == pytest.approx(2.0)
     assert vf3.speech_s > 4.0
+
+
+def feed_monitor(meter: AgitationMeter, audio: np.ndarray, loudness: LoudnessMeter, speech: bool = True) -> list:
+    """Feed `audio` as the pipeline does: each block with the role's one loudness reading."""
+    out = []
+    for i in range(0, len(audio), BLOCK):
+        block = audio[i : i + BLOCK]
+        out.append(meter.push(block, loudness.push(block), speech))
+    return out
+
+
+def test_monitor_meter_scores_a_raised_voice_against_the_speakers_first_seconds():
+    calm, raised = voice(110.0, 2.0, 0.03, seconds=10.0), voice(150.0, 1.2, 0.15, seconds=4.0, seed=1)
+    loudness = LoudnessMeter(RATE)
+    meter = AgitationMeter(baseline_s=6.0)
+    during_calm = feed_monitor(meter, calm, loudness)
+    assert during_calm[10] is None  # no baseline yet: unknown, not 0
+    assert meter.voice.speech_s >= 6.0 and during_calm[-1] is not None and abs(during_calm[-1]) < 0.2
+    during_raised = feed_monitor(meter, raised, loudness)
+    assert during_raised[-1] > 1.0
+
+
+def test_monitor_counts_only_what_the_caller_calls_speech():
+    calm = voice(110.0, 2.0, 0.03, seconds=4.0)
+    loudness = LoudnessMeter(RATE)
+    vf = VoiceFeatures()
+    blocks = [calm[i : i + BLOCK] for i in range(0, len(calm), BLOCK)]
+    levels = [loudness.push(b) for b in blocks]
+    assert not any(vf.push(b, lv, speech=False) for b, lv in zip(blocks, levels, strict=True))
+    assert vf.features() == {"speech_s": 0.0}
+    # speech by the VAD's verdict, but too quiet to measure (under min_lufs): not counted
+    assert not vf.push(blocks[10], -65.0, speech=True)
+    assert vf.push(blocks[10], levels[10], speech=True)
+    assert vf.features()["loudness"] == pytest.approx(levels[10])
 
 
 def test_baseline_spreads_scale_the_score():

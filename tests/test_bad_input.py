@@ -10,6 +10,7 @@ import json
 import random
 import wave
 
+import numpy as np
 import pytest
 from conftest import FIXTURES
 
@@ -229,3 +230,86 @@ def test_damaged_file_keeps_what_was_decoded(run_callmon, damaged_flac):
         errors = [line for line in result.stderr.splitlines() if line.startswith("callmon: error:")]
         assert len(errors) == 1, result.stderr
         assert events[-1]["error"], "exit 2 but call.ended carries no error"
+
+
+# --- WAV cut short, channels that carry the same signal, more than two channels ------------
+
+
+def _short_pcm(seconds=None):
+    """short.flac decoded to 16 kHz int16, (samples, 2): agent on channel 0, customer on 1."""
+    from monitor.audio.source import FileSource
+
+    src = FileSource(SHORT, 1600)
+    src.use_roles({"agent": 0, "customer": 1})
+    blocks = list(src)
+    audio = np.stack([np.concatenate([b.roles[r][: b.length] for b in blocks]) for r in ("agent", "customer")], axis=1)
+    if seconds is not None:
+        audio = audio[: int(seconds * 16000)]
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2")
+
+
+@pytest.fixture(scope="module")
+def cut_wav(tmp_path_factory):
+    """short.flac as a WAV whose header promises 20 s but whose file stops after 40 % of the data."""
+    pcm = _short_pcm()
+    path = tmp_path_factory.mktemp("cut") / "call.wav"
+    _write_wav(path, pcm.tobytes())
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + int((len(data) - 44) * 0.4)])
+    return path
+
+
+def test_wav_cut_short_keeps_the_transcript_and_says_where(run_callmon, cut_wav):
+    result = replay(run_callmon, cut_wav)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.returncode == BAD_INPUT, f"exit {result.returncode}; a cut WAV must not pass as a whole call"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("callmon: error:")]
+    assert len(errors) == 1 and "cut short" in errors[0], result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["type"] == "call.started" and events[-1]["type"] == "call.ended"
+    assert "cut short" in events[-1]["error"] and "8.0 s" in events[-1]["error"], events[-1]["error"]
+    agent = " ".join(e["text"] for e in events if e["type"] == "transcript.final" and e["role"] == "agent").lower()
+    assert "calling" in agent, f"the first agent turn, before the cut, was lost: {agent!r}"
+
+
+def test_qa_ingest_does_not_archive_a_cut_wav(run_callmon, cut_wav, tmp_path):
+    db = tmp_path / "archive.sqlite"
+    result = run_callmon("qa", "ingest", cut_wav, "--db", db, "--workers", "1", "-q", timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == BAD_INPUT, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert "cut short" in result.stdout + result.stderr
+    listed = run_callmon("qa", "list", "--db", db)
+    assert "call.wav" not in listed.stdout and not any(line.startswith("c-") for line in listed.stdout.splitlines()), \
+        f"a cut-short call was archived as complete:\n{listed.stdout}"
+
+
+def test_channels_with_the_same_signal_are_one_mono_role(run_callmon, tmp_path):
+    pcm = _short_pcm(4.5)[:, 0]  # the agent's greeting, saved twice
+    path = tmp_path / "mono_as_stereo.wav"
+    _write_wav(path, np.stack([pcm, pcm], axis=1).tobytes())
+    result = replay(run_callmon, path, "-q")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("callmon: warning:"), result.stderr
+    assert "same signal" in warnings[0] and "taken as mono" in warnings[0], warnings[0]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["roles"] == {"customer": {"channel": 0}}, events[0]["roles"]
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    assert finals and {e["role"] for e in finals} == {"customer"}, "the greeting must be transcribed once, as one role"
+    assert events[-1]["talk_ratio"] is None
+
+
+def test_more_than_two_channels_says_which_it_used(run_callmon, tmp_path):
+    pcm = _short_pcm(4.5)
+    quiet = np.zeros(len(pcm), dtype="<i2")
+    path = tmp_path / "four.wav"
+    _write_wav(path, np.stack([quiet, pcm[:, 0], quiet, pcm[:, 1]], axis=1).tobytes(), channels=4)
+    result = replay(run_callmon, path, "-q", "--agent-channel", "1", "--customer-channel", "3")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("callmon: warning:"), result.stderr
+    assert "4 channels" in lines[0] and "channel 1 for the agent" in lines[0] and "3 for the customer" in lines[0], lines[0]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["roles"] == {"agent": {"channel": 1}, "customer": {"channel": 3}}
+    agent = " ".join(e["text"] for e in events if e["type"] == "transcript.final" and e["role"] == "agent").lower()
+    assert "calling" in agent, agent

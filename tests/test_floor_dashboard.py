@@ -5,19 +5,13 @@ real websockets on loopback."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import re
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO_ROOT, callmon
+from conftest import FloorAgent as Agent
+from conftest import callmon, calm_talk, escalate, floor_token_file, free_port, start_calls
 
-from monitor.events import CallStarted, Metrics, Nudge, RoleMetrics, SupervisorRequested, TranscriptFinal
-from monitor.floor.client import alerts, apply, mark_seen, rank
+from monitor.floor.client import alerts, apply, rank
 
 
 def call(call_id, agent, heat=0, hostility=0.0, t=10.0, **extra):
@@ -57,18 +51,23 @@ def test_reconnect_snapshot_keeps_the_transcript_already_seen():
     assert [line["text"] for line in calls["c-a"]["transcript"]] == [f"line {i}" for i in range(30)]
 
 
-def test_rank_by_heat_then_hostility_then_duration():
+def test_rank_live_before_ended_alerts_first_then_heat_hostility_duration():
     calls = {c["call_id"]: c for c in (
         call("c-calm-long", "a", heat=0, t=900), call("c-hot", "b", heat=3, hostility=0.2),
         call("c-heated-hostile", "c", heat=2, hostility=0.9), call("c-heated", "d", heat=2, hostility=0.3, t=50),
         call("c-heated-longer", "e", heat=2, hostility=0.3, t=500), call("c-new", "f", heat=None),
+        call("c-ended-hot", "g", heat=3, hostility=1.0, status="ended", supervisor_requests=[{"t": 3.0, "note": ""}]),
+        call("c-asking", "h", heat=0, supervisor_requests=[{"t": 3.0, "note": "refund"}]),
+        call("c-asked-acked", "i", heat=0, supervisor_requests=[{"t": 3.0, "note": ""}],
+             ack={"by": "lead", "at": 1.0, "requests": 1, "nudges": []}),
     )}
     assert [c["call_id"] for c in rank(calls)] == [
-        "c-hot", "c-heated-hostile", "c-heated-longer", "c-heated", "c-calm-long", "c-new",
+        "c-asking", "c-hot", "c-heated-hostile", "c-heated-longer", "c-heated", "c-calm-long", "c-asked-acked", "c-new",
+        "c-ended-hot",
     ]
 
 
-def test_alerts_for_supervisor_requests_until_seen_and_for_call_supervisor_nudges():
+def test_alerts_for_supervisor_requests_and_call_supervisor_nudges_until_a_lead_acknowledges():
     nudge = {"id": "n4-call_supervisor", "kind": "call_supervisor", "severity": "critical", "message": "Call them", "t": 40.0}
     calls = {c["call_id"]: c for c in (
         call("c-a", "alice", supervisor_requests=[{"t": 12.0, "note": ""}]),
@@ -77,12 +76,18 @@ def test_alerts_for_supervisor_requests_until_seen_and_for_call_supervisor_nudge
     )}
     found = alerts(calls)
     assert [(a.agent_id, a.kind) for a in found] == [("bob", "call_supervisor"), ("alice", "supervisor_request")]
-    seen: dict[str, int] = {}
-    mark_seen(calls, seen, "c-a")
-    assert [a.agent_id for a in alerts(calls, seen)] == ["bob"]
+    apply(calls, {"type": "update", "call_id": "c-a", "set": {"ack": {"by": "lead", "at": 1.0, "requests": 1, "nudges": []}}})
+    assert [a.agent_id for a in alerts(calls)] == ["bob"]
     # A second request on the same call alerts again.
     apply(calls, {"type": "update", "call_id": "c-a", "set": {"supervisor_requests": [{"t": 12.0}, {"t": 30.0, "note": "again"}]}})
-    assert [(a.agent_id, a.text) for a in alerts(calls, seen)] == [("bob", "Call them"), ("alice", "again")]
+    assert [(a.agent_id, a.text) for a in alerts(calls)] == [("bob", "Call them"), ("alice", "again")]
+    apply(calls, {"type": "update", "call_id": "c-b",
+                  "set": {"ack": {"by": "lead", "at": 2.0, "requests": 0, "nudges": ["n4-call_supervisor"]}}})
+    assert [a.agent_id for a in alerts(calls)] == ["alice"]
+    # a batch frame holds several messages, applied in order
+    apply(calls, {"type": "batch", "pos": "1-1", "messages": [
+        {"type": "update", "call_id": "c-c", "set": {"heat": 2}}, {"type": "removed", "call_id": "c-c"}]})
+    assert "c-c" not in calls
 
 
 def test_bad_hub_address_is_bad_input():
@@ -110,141 +115,16 @@ def test_floor_without_a_token_says_how_to_give_one(monkeypatch):
 # a real hub, real agents publishing schema-1 events
 
 
-def make_token(tokens, *args):
-    """A new token from `callmon hub token`, as a floor admin makes one."""
-    done = callmon("hub", "token", *args, "--tokens", tokens, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def floor_tokens(tmp_path_factory):
     """A token file with a viewer token and agent tokens for alice and bob (made once per module)."""
-    return make_floor_tokens(tmp_path_factory)
-
-
-def make_floor_tokens(tmp_path_factory):
-    """The token file and its tokens: {"viewer": ..., "alice": ..., "bob": ...}."""
-    tokens = tmp_path_factory.mktemp("floor") / "floor-tokens.toml"
-    return tokens, {
-        "viewer": make_token(tokens, "--role", "viewer", "--name", "test-floor"),
-        "alice": make_token(tokens, "--role", "agent", "--agent-id", "alice"),
-        "bob": make_token(tokens, "--role", "agent", "--agent-id", "bob"),
-    }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HubProcess:
-    """`python -m monitor hub` as a subprocess on loopback, with the module's token file."""
-
-    def __init__(self, tokens, log, port=0):
-        self.log = log
-        with open(log, "w") as err:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "hub", "--port", str(port), "--tokens", str(tokens)],
-                cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            found = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/ws", log.read_text())
-            if found:
-                self.port = int(found.group(1))
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"the hub did not start: {log.read_text()}")
-            time.sleep(0.05)
-
-    @property
-    def url(self):
-        return f"ws://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    path = tmp_path_factory.mktemp("floor") / "floor-tokens.toml"
+    return path, floor_token_file(path)
 
 
 @pytest.fixture
-def hub(floor_tokens, tmp_path):
-    running = HubProcess(floor_tokens[0], tmp_path / "hub.log")
-    yield running
-    running.stop()
-
-
-class Agent:
-    """An agent's link to the hub (a plain websockets client), publishing one call's schema-1 events."""
-
-    def __init__(self, url, token, agent_id, call_id):
-        from websockets.sync.client import connect
-
-        self._stack = contextlib.ExitStack()
-        self.ws = self._stack.enter_context(connect(f"{url}/ws", open_timeout=10))
-        self.ws.send(json.dumps({"type": "hello", "token": token}))
-        welcome = json.loads(self.ws.recv(10))
-        assert welcome == {"type": "welcome", "role": "agent", "agent_id": agent_id}
-        self.agent_id, self.call_id = agent_id, call_id
-        self.send(CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}},
-                              16000, "test", "tiny.en"))
-
-    def send(self, event):
-        self.ws.send(json.dumps(event.to_dict()))
-
-    def metrics(self, t, heat, hostility, loudness=1.0, pace=150.0):
-        roles = {
-            "agent": RoleMetrics(pace_wpm=140.0),
-            "customer": RoleMetrics(loudness_above_baseline_db=loudness, pace_wpm=pace, hostility=hostility),
-        }
-        self.send(Metrics(self.call_id, t, t, roles, overlap=False, silence_s=0.0, heat=heat, talk_ratio=0.5))
-
-    def says(self, t, role, text):
-        self.send(TranscriptFinal(self.call_id, t, t, role, text, t - 1.0, t))
-
-    def nudge(self, t, kind, severity, message):
-        self.send(Nudge(self.call_id, t, t, f"n1-{kind}", kind, severity, message, "heard in the test"))
-
-    def supervisor(self, t, note=""):
-        self.send(SupervisorRequested(self.call_id, t, t, note))
-
-    def close(self):
-        self._stack.close()
-
-
-def start_calls(hub, tokens):
-    """Alice and Bob start their calls (call.started only)."""
-    return Agent(hub.url, tokens["alice"], "alice", "c-0000aaaa"), Agent(hub.url, tokens["bob"], "bob", "c-0000bbbb")
-
-
-def calm_talk(alice, bob):
-    """Alice's call (longer, a little tense in words) and Bob's (shorter, calmer), both heat 0."""
-    alice.says(29.0, "customer", "my parcel is late again")
-    alice.metrics(30.0, heat=0, hostility=0.10)
-    bob.says(18.0, "customer", "hello I am calling about my bill")
-    bob.says(19.5, "agent", "happy to help with that")
-    bob.metrics(20.0, heat=0, hostility=0.05)
-
-
-def calm_floor(hub, tokens):
-    """Both calls started and calm: alice's first on the board (more hostile, longer)."""
-    alice, bob = start_calls(hub, tokens)
-    calm_talk(alice, bob)
-    return alice, bob
-
-
-def escalate(bob):
-    """Bob's customer blows up: critical heat, hostile, and the coach says to call the supervisor."""
-    bob.says(24.0, "customer", "this is useless get me your manager right now")
-    bob.metrics(24.5, heat=3, hostility=0.92, loudness=9.5, pace=210.0)
-    bob.nudge(24.5, "call_supervisor", "critical", "Bring in your supervisor now")
+def hub(floor_tokens, start_hub):
+    return start_hub(floor_tokens[0])
 
 
 async def until(pilot, predicate, what, limit=30.0):
@@ -337,14 +217,25 @@ def test_board_ranks_live_calls_alerts_and_drills_into_a_transcript(hub, floor_t
             await until(pilot, lambda: isinstance(app.screen, CallScreen), "a click opens alice's call")
             assert app.screen.call_id == "c-0000aaaa"
             await until(pilot, lambda: "my parcel is late again" in text_of(app.screen), "alice's transcript")
+            await pilot.press("w")  # a whisper to alice's screen
+            await pilot.press(*"offer the goodwill credit, call 07700 900123")
+            await pilot.press("enter")
+            (whisper,) = await asyncio.to_thread(alice.lead_messages, 1)
+            assert whisper == {"type": "lead", "call_id": "c-0000aaaa", "kind": "whisper", "by": "lead",
+                               "text": "offer the goodwill credit, call [phone]"}, "redacted on the way"
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, CallScreen), "back on the board again")
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the keys are shown")
             await pilot.press("escape")
-            await pilot.press("a")
-            await until(pilot, lambda: "alice" not in plain(app.alert_bar), "acknowledged requests stop alerting")
-            assert "bob" in plain(app.alert_bar)  # the coach's call_supervisor stays while it is active
+            await until(pilot, lambda: board(app)[0] == "c-0000bbbb", "bob's alerting, critical call first")
+            await pilot.press("up")  # the cursor was on alice's row (clicked): up to bob's
+            await pilot.press("a")  # acknowledge bob's call
+            (ack,) = await asyncio.to_thread(bob.lead_messages, 1)
+            assert (ack["kind"], ack["call_id"], ack["by"]) == ("ack", "c-0000bbbb", "lead")
+            await until(pilot, lambda: "bob" not in plain(app.alert_bar), "an acknowledged call stops alerting")
+            assert "alice" in plain(app.alert_bar)  # alice's request has not been acknowledged
+            await until(pilot, lambda: board(app) == ["c-0000aaaa", "c-0000bbbb"], "the call still alerting ranks first")
             await pilot.press("q")
         return app
 
@@ -356,7 +247,7 @@ def test_board_ranks_live_calls_alerts_and_drills_into_a_transcript(hub, floor_t
     assert not app.is_running  # q quit
 
 
-def test_dashboard_opens_while_the_hub_is_down_and_connects_when_it_starts(floor_tokens, tmp_path):
+def test_dashboard_opens_while_the_hub_is_down_and_connects_when_it_starts(floor_tokens, start_hub):
     from monitor.floor.dashboard import FloorApp
 
     tokens_file, tokens = floor_tokens
@@ -366,7 +257,7 @@ def test_dashboard_opens_while_the_hub_is_down_and_connects_when_it_starts(floor
         app = FloorApp(f"ws://127.0.0.1:{port}", tokens["viewer"])
         async with app.run_test(size=(120, 24)) as pilot:
             await until(pilot, lambda: "hub down, retrying" in plain(app.status_line), "the board says the hub is down")
-            late = await asyncio.to_thread(HubProcess, tokens_file, tmp_path / "hub.log", port)
+            late = await asyncio.to_thread(start_hub, tokens_file, port=port)
             try:
                 bob = await asyncio.to_thread(Agent, late.url, tokens["bob"], "bob", "c-0000bbbb")
                 await until(pilot, lambda: "connected" in plain(app.status_line), "the board connects")

@@ -1,9 +1,9 @@
 """`callmon hub`: tokens, the auth matrix, bad clients, snapshot and deltas, stale and ended calls, TLS.
 
-Every test runs a real `callmon hub` subprocess on loopback and talks to it with real websocket
-clients, as an agent's publisher and a team lead's dashboard would. The helpers here (HubProcess,
-Viewer, agent) are shared with test_publisher.py. No test asserts a duration: waits have generous
-limits and only say how long to look before calling a thing missing.
+Every test runs a real `callmon hub` subprocess on loopback (the module's on a real redis-server: the
+`floor` fixture in conftest.py) and talks to it with real websocket clients, as an agent's publisher
+and a team lead's dashboard would. No test asserts a duration: waits have generous limits and only
+say how long to look before calling a thing missing.
 """
 
 from __future__ import annotations
@@ -11,144 +11,31 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import queue
-import re
 import shutil
 import ssl
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import FLOOR_WAIT_S as WAIT_S
+from conftest import REPO_ROOT, FloorViewer, floor_token_file
+from conftest import call_final as final
+from conftest import call_metrics as metrics
+from conftest import call_started as started
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from monitor.events import (
     CallEnded,
-    CallStarted,
-    Metrics,
     Nudge,
     NudgeCleared,
-    RoleMetrics,
     SupervisorRequested,
-    TranscriptFinal,
 )
 from monitor.floor.tokens import add_token, hash_token, load_tokens
 
 POLICY = 1008
 TOO_BIG = 1009
-WAIT_S = 30.0  # how long to look for something before calling it missing (not a speed requirement)
-
-
-# --- helpers shared with test_publisher.py -----------------------------------------------------
-
-
-class HubProcess:
-    """A real `callmon hub` subprocess; its port is read from the line it prints when listening."""
-
-    def __init__(self, token_file: Path, *extra: str, port: int = 0) -> None:
-        self.args = [sys.executable, "-m", "monitor", "hub", "--tokens", str(token_file), "--port", str(port), *extra]
-        self.proc = subprocess.Popen(
-            self.args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr: list[str] = []
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def drain() -> None:  # keep reading so the hub never blocks on a full pipe
-            for line in self.proc.stderr:
-                self.stderr.append(line)
-                lines.put(line)
-            lines.put(None)
-
-        self._drain = threading.Thread(target=drain, daemon=True)
-        self._drain.start()
-        while True:
-            line = lines.get(timeout=WAIT_S)
-            if line is None:
-                raise AssertionError(f"callmon hub exited before listening:\n{''.join(self.stderr)}")
-            found = re.search(r"listening on (wss?)://[^ ]+:(\d+)/ws", line)
-            if found:
-                self.scheme, self.port = found.group(1), int(found.group(2))
-                break
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/ws"
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        if self.alive():
-            self.proc.terminate()
-        try:
-            code = self.proc.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._drain.join(WAIT_S)
-        self.proc.stderr.close()
-        return code
-
-
-class Viewer:
-    """A team lead's dashboard reduced to the protocol: a snapshot, then deltas applied to `calls`."""
-
-    def __init__(self, url: str, token: str, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._stack = contextlib.ExitStack()
-        kwargs = {"ssl": ssl_context} if ssl_context else {}
-        self.ws: ClientConnection = self._stack.enter_context(connect(url, max_size=None, open_timeout=WAIT_S, **kwargs))
-        self.ws.send(json.dumps({"type": "hello", "token": token}))
-        self.welcome = json.loads(self.ws.recv(timeout=WAIT_S))
-        first = json.loads(self.ws.recv(timeout=WAIT_S))
-        assert first["type"] == "snapshot", first
-        self.snapshot = first
-        self.calls = {c["call_id"]: c for c in first["calls"]}
-        self.updates: list[dict] = []  # every update and removal received, in order
-        self.nudges_seen: dict[str, set[str]] = {}  # call id -> kinds of every nudge ever shown
-        self.lines_seen: dict[str, list[dict]] = {c["call_id"]: list(c["transcript"]) for c in first["calls"]}
-        for call in first["calls"]:
-            self._note(call)
-
-    def _note(self, call: dict) -> None:
-        self.nudges_seen.setdefault(call["call_id"], set()).update(n["kind"] for n in call.get("nudges", []))
-
-    def _apply(self, msg: dict) -> None:
-        self.updates.append(msg)
-        call_id = msg["call_id"]
-        if msg["type"] == "removed":
-            self.calls.pop(call_id, None)
-            return
-        assert msg["type"] == "update", msg
-        call = self.calls.setdefault(call_id, {})
-        call.update(msg["set"])
-        lines = msg.get("lines") or []
-        if "transcript" in msg["set"]:
-            self.lines_seen[call_id] = list(msg["set"]["transcript"])
-        call["transcript"] = (call.get("transcript", []) + lines)[-20:]
-        self.lines_seen.setdefault(call_id, []).extend(lines)
-        self._note(call)
-
-    def wait(self, what: str, predicate, timeout: float = WAIT_S):
-        """Read deltas until `predicate(self)` is true; AssertionError naming `what` if it never is."""
-        end = time.monotonic() + timeout
-        while not predicate(self):
-            left = end - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"viewer never saw {what}; calls: {json.dumps(self.calls)[:2000]}")
-            try:
-                raw = self.ws.recv(timeout=left)
-            except TimeoutError:
-                continue
-            self._apply(json.loads(raw))
-        return self
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 @contextlib.contextmanager
@@ -179,42 +66,6 @@ def closed_with(ws: ClientConnection, timeout: float = WAIT_S) -> tuple[int | No
     raise AssertionError(f"the hub did not close the connection; got {got}")
 
 
-def started(call_id: str, agent_id: str) -> CallStarted:
-    return CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}}, 16000,
-                       "file:test.flac", "tiny.en")
-
-
-def metrics(call_id: str, t: float, heat: int, hostility: float = 0.2) -> Metrics:
-    roles = {
-        "agent": RoleMetrics(pace_wpm=150.4),
-        "customer": RoleMetrics(loudness_above_baseline_db=7.94, pace_wpm=188.2, hostility=hostility, speaking=True),
-    }
-    return Metrics(call_id, t, t, roles, False, 0.0, heat=heat, talk_ratio=0.453)
-
-
-def final(call_id: str, t: float, role: str, text: str) -> TranscriptFinal:
-    return TranscriptFinal(call_id, t, t, role, text, t - 1.0, t, [])
-
-
-def make_tokens(path: Path) -> dict[str, str]:
-    """A token file with agents alice and bob and one viewer, made as a user would; name -> token."""
-    return {
-        "alice": add_token(path, "agent", agent_id="alice"),
-        "bob": add_token(path, "agent", agent_id="bob"),
-        "viewer": add_token(path, "viewer", name="lead"),
-    }
-
-
-@pytest.fixture(scope="module")
-def floor(tmp_path_factory):
-    """One hub for the module: (hub, tokens)."""
-    path = tmp_path_factory.mktemp("hub") / "tokens.toml"
-    tokens = make_tokens(path)
-    hub = HubProcess(path)
-    yield hub, tokens
-    hub.stop()
-
-
 # --- the token file and the command line --------------------------------------------------------
 
 
@@ -242,11 +93,23 @@ def test_token_command_prints_the_token_once_and_stores_only_its_hash(run_callmo
         (["hub", "--tokens", "no-such-tokens.toml"], "does not exist"),
         (["hub", "token", "--role", "agent", "--tokens", "{tmp}/t.toml"], "--agent-id"),
         (["hub", "--tokens", "{tmp}/bad.toml"], "sha256"),
+        (["hub", "--tokens", "{tmp}/strings.toml"], "expected only [[token]] tables"),
+        (["hub", "--tokens", "{tmp}/table.toml"], "expected only [[token]] tables"),
+        (["hub", "--tokens", "{tmp}/expiry.toml"], "expires must be a TOML date-time"),
+        (["hub", "--tokens", "{tmp}/number.toml"], "sha256"),
+        (["hub", "--tokens", "{tmp}/good.toml", "--redis", "http://redis:6379"], "--redis"),
     ],
-    ids=["no-token-file", "missing-token-file", "agent-without-id", "bad-token-file"],
+    ids=["no-token-file", "missing-token-file", "agent-without-id", "bad-token-file", "token-strings", "token-table",
+         "bad-expiry", "number-hash", "bad-redis-url"],
 )
 def test_hub_bad_input_is_one_line_and_exit_2(run_callmon, tmp_path, args, says):
+    digest = "0" * 64
     (tmp_path / "bad.toml").write_text('[[token]]\nrole = "viewer"\nsha256 = "the token itself"\n')
+    (tmp_path / "strings.toml").write_text('token = ["abc", "def"]\n')
+    (tmp_path / "table.toml").write_text(f'[token]\nrole = "viewer"\nsha256 = "{digest}"\n')
+    (tmp_path / "expiry.toml").write_text(f'[[token]]\nrole = "viewer"\nsha256 = "{digest}"\nexpires = "tomorrow"\n')
+    (tmp_path / "number.toml").write_text('[[token]]\nrole = "viewer"\nsha256 = 12\n')
+    (tmp_path / "good.toml").write_text(f'[[token]]\nrole = "viewer"\nsha256 = "{digest}"\n')
     result = run_callmon(*[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=60)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
@@ -255,8 +118,7 @@ def test_hub_bad_input_is_one_line_and_exit_2(run_callmon, tmp_path, args, says)
 
 
 def test_hub_on_a_port_in_use_says_so(run_callmon, floor):
-    hub, _ = floor
-    result = run_callmon("hub", "--tokens", hub.args[hub.args.index("--tokens") + 1], "--port", hub.port, timeout=60)
+    result = run_callmon("hub", "--tokens", floor.token_file, "--port", floor.hub.port, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("callmon: error: cannot listen on 127.0.0.1:")
     assert "--port" in result.stderr
@@ -309,7 +171,7 @@ def _agent_into_another_agents_call(url, tokens):
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_unauthorised_clients_are_closed_with_policy_violation(floor, case):
-    hub, tokens = floor
+    hub, tokens = floor.hub, floor.tokens
     code, reason, got = case(hub.url, tokens)
     assert code == POLICY, (code, reason, got)
     assert reason, "the close frame should say why"
@@ -319,10 +181,10 @@ def test_unauthorised_clients_are_closed_with_policy_violation(floor, case):
 
 
 def test_authorised_clients_are_welcomed_and_nobody_else_changed_the_board(floor):
-    hub, tokens = floor
+    hub, tokens = floor.hub, floor.tokens
     with agent(hub.url, tokens["alice"]) as ws:
         send(ws, started("c-0000a0a0", "alice"))
-        viewer = Viewer(hub.url, tokens["viewer"])
+        viewer = FloorViewer(hub.url, tokens["viewer"])
         try:
             assert viewer.welcome == {"type": "welcome", "role": "viewer", "agent_id": None}
             viewer.wait("alice's call", lambda v: "c-0000a0a0" in v.calls)
@@ -337,18 +199,22 @@ def test_authorised_clients_are_welcomed_and_nobody_else_changed_the_board(floor
 
 
 def test_a_token_added_while_the_hub_runs_works_at_once(floor):
-    hub, _ = floor
-    token = add_token(hub.args[hub.args.index("--tokens") + 1], "agent", agent_id="carol")
-    with agent(hub.url, token) as ws:
-        send(ws, started("c-0000ca01", "carol"))
+    token = add_token(floor.token_file, "agent", agent_id="carol")
+    viewer = FloorViewer(floor.url, floor.tokens["viewer"])
+    try:
+        with agent(floor.url, token) as ws:
+            send(ws, started("c-0000ca01", "carol"))
+            viewer.wait("carol's call, published with the new token", lambda v: "c-0000ca01" in v.calls)
+    finally:
+        viewer.close()
 
 
 # --- bad clients: the hub stays up, others are unaffected -------------------------------------------
 
 
 def test_malformed_and_invalid_messages_get_an_error_and_the_connection_stays(floor):
-    hub, tokens = floor
-    viewer = Viewer(hub.url, tokens["viewer"])
+    hub, tokens = floor.hub, floor.tokens
+    viewer = FloorViewer(hub.url, tokens["viewer"])
     try:
         with agent(hub.url, tokens["alice"]) as ws:
             bad = [
@@ -371,7 +237,7 @@ def test_malformed_and_invalid_messages_get_an_error_and_the_connection_stays(fl
 
 
 def test_an_oversized_message_closes_that_client_with_1009_and_the_hub_stays_up(floor):
-    hub, tokens = floor
+    hub, tokens = floor.hub, floor.tokens
     with agent(hub.url, tokens["alice"]) as ws:
         send(ws, started("c-0000b101", "alice"))
         big = final("c-0000b101", 3.0, "customer", "blah " * 20000)  # ~100 KiB, over the 64 KiB limit
@@ -384,8 +250,8 @@ def test_an_oversized_message_closes_that_client_with_1009_and_the_hub_stays_up(
 
 
 def test_a_flooding_client_is_closed_for_rate_limit_and_others_still_get_through(floor):
-    hub, tokens = floor
-    viewer = Viewer(hub.url, tokens["viewer"])
+    hub, tokens = floor.hub, floor.tokens
+    viewer = FloorViewer(hub.url, tokens["viewer"])
     outcome: dict = {}
 
     def flood():
@@ -421,7 +287,7 @@ def test_a_flooding_client_is_closed_for_rate_limit_and_others_still_get_through
 
 
 def test_a_new_viewer_gets_a_snapshot_then_only_what_changed(floor):
-    hub, tokens = floor
+    hub, tokens = floor.hub, floor.tokens
     call = "c-0000d001"
     with agent(hub.url, tokens["alice"]) as ws:
         send(
@@ -430,11 +296,11 @@ def test_a_new_viewer_gets_a_snapshot_then_only_what_changed(floor):
             Nudge(call, 7.0, 7.0, "n1-acknowledge", "acknowledge", "warn", "Acknowledge how they feel", "vented",
                   {"quote": "third time"}),
         )
-        first = Viewer(hub.url, tokens["viewer"])  # waits for the state above to be there
+        first = FloorViewer(hub.url, tokens["viewer"])  # waits for the state above to be there
         first.wait("the nudge", lambda v: v.calls.get(call, {}).get("nudges"))
         first.close()
 
-        viewer = Viewer(hub.url, tokens["viewer"])
+        viewer = FloorViewer(hub.url, tokens["viewer"])
         try:
             snap = next(c for c in viewer.snapshot["calls"] if c["call_id"] == call)
             assert snap["status"] == "live" and snap["agent_id"] == "alice" and snap["heat"] == 2
@@ -464,11 +330,11 @@ def test_a_new_viewer_gets_a_snapshot_then_only_what_changed(floor):
             viewer.close()
 
 
-def test_a_call_goes_stale_without_heartbeats_comes_back_with_one_and_leaves_after_it_ends(tmp_path):
-    tokens = make_tokens(tmp_path / "tokens.toml")
-    hub = HubProcess(tmp_path / "tokens.toml", "--stale-s", "1", "--remove-after-s", "1")
+def test_a_call_goes_stale_without_heartbeats_comes_back_with_one_and_leaves_after_it_ends(tmp_path, start_hub):
+    tokens = floor_token_file(tmp_path / "tokens.toml")
+    hub = start_hub(tmp_path / "tokens.toml", "--stale-s", "1", "--remove-after-s", "1")
     try:
-        viewer = Viewer(hub.url, tokens["viewer"])
+        viewer = FloorViewer(hub.url, tokens["viewer"])
         call = "c-0000e001"
         with agent(hub.url, tokens["alice"]) as ws:
             send(ws, started(call, "alice"))
@@ -501,7 +367,7 @@ def _get(port: int, path: str) -> tuple[int, str, bytes]:
 
 
 def test_plain_http_serves_the_wallboard_files_and_nothing_else(floor):
-    hub, _ = floor
+    hub = floor.hub
     web = REPO_ROOT / "monitor" / "floor" / "web"
     for name in ("index.html", "wallboard.js", "wallboard.css"):
         if not (web / name).is_file():
@@ -519,19 +385,19 @@ def test_plain_http_serves_the_wallboard_files_and_nothing_else(floor):
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is needed to make a test certificate")
-def test_tls_with_a_self_signed_certificate(tmp_path):
+def test_tls_with_a_self_signed_certificate(tmp_path, start_hub):
     cert, key = tmp_path / "hub.pem", tmp_path / "hub.key"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         check=True, capture_output=True, timeout=60,
     )
-    tokens = make_tokens(tmp_path / "tokens.toml")
-    hub = HubProcess(tmp_path / "tokens.toml", "--cert", str(cert), "--key", str(key))
+    tokens = floor_token_file(tmp_path / "tokens.toml")
+    hub = start_hub(tmp_path / "tokens.toml", "--cert", str(cert), "--key", str(key))
     try:
         assert hub.url.startswith("wss://")
         trust = ssl.create_default_context(cafile=str(cert))
-        viewer = Viewer(hub.url, tokens["viewer"], trust)
+        viewer = FloorViewer(hub.url, tokens["viewer"], trust)
         with agent(hub.url, tokens["alice"], trust) as ws:
             send(ws, started("c-0000c001", "alice"), final("c-0000c001", 2.0, "customer", "Hello there."))
             viewer.wait("the call over TLS", lambda v: v.calls.get("c-0000c001", {}).get("last_customer_line") == "Hello there.")
@@ -546,8 +412,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
 
 
 def test_one_agent_cannot_fill_the_board_but_its_ended_calls_make_room():
-    from monitor.floor.hub import MAX_CALLS_PER_AGENT
-    from monitor.floor.state import FloorState, Removed
+    from monitor.floor.state import MAX_CALLS_PER_AGENT, FloorState, Removed
 
     state = FloorState()
     for i in range(MAX_CALLS_PER_AGENT):
@@ -566,12 +431,231 @@ def test_updates_inside_a_viewers_window_merge_into_one():
 
     state = FloorState()
     call = "c-0000aa01"
-    first = state.apply(started(call, "alice"), now=1.0)
-    a = state.apply(final(call, 2.0, "customer", "One."), now=1.1)
-    b = state.apply(metrics(call, 2.5, 3), now=1.2)
-    c = state.apply(final(call, 3.0, "customer", "Two."), now=1.3)
+    (first,) = state.apply(started(call, "alice"), now=1.0)
+    (a,) = state.apply(final(call, 2.0, "customer", "One."), now=1.1)
+    (b,) = state.apply(metrics(call, 2.5, 3), now=1.2)
+    (c,) = state.apply(final(call, 3.0, "customer", "Two."), now=1.3)
     merged = a.merged(b).merged(c)
     assert [line["text"] for line in merged.lines] == ["One.", "Two."]
     assert merged.set["heat"] == 3 and merged.set["last_customer_line"] == "Two." and merged.set["t"] == 3.0
     whole = first.merged(merged)
     assert whole.set["transcript"] == [] and whole.set["agent_id"] == "alice", "a new call's first update keeps every field"
+
+
+# --- attacks: each found by trying it; against a real hub on a real redis-server --------------------------
+
+
+def _strict(text: str):
+    """JSON as a browser's JSON.parse reads it: NaN and Infinity are errors."""
+    def refuse(name):
+        raise ValueError(f"{name} in the hub's output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":Infinity,"wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "Infinity"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":5,"wall":5,"roles":{"customer":{"hostility":NaN}},'
+         '"overlap":false,"silence_s":0}', "NaN"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":1e308,"wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "t must be from"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":"12","wall":0,"roles":{},"overlap":false,'
+         '"silence_s":0}', "t must be a number"),
+        ('{"schema":1,"type":"metrics","call_id":"c-0000a901","t":5,"wall":5,"roles":{},"overlap":false,'
+         '"silence_s":0,"heat":7}', "heat"),
+        ('{"schema":1,"type":"transcript.final","call_id":"c-0000a901","t":5,"wall":5,"role":"customer",'
+         '"text":{"html":"<b>"},"start":4,"end":5,"words":[]}', "text must be text"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"<img src=x onerror=alert(1)>",'
+         '"severity":"critical","message":"m","reason":"r","evidence":{}}', "kind"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"urgent","message":"m","reason":"r","evidence":{}}', "severity"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"warn","message":"m","reason":"r","evidence":' + _nested(40) + "}", "nested deeper"),
+        ('{"schema":1,"type":"supervisor.requested","call_id":"c-0000a901","t":5,"wall":5,"note":["a"]}', "note"),
+    ],
+    ids=["t-infinity", "hostility-nan", "t-huge", "t-string", "heat-7", "text-object", "kind-markup", "severity",
+         "evidence-deep", "note-list"],
+)
+def test_a_field_of_the_wrong_type_or_range_is_refused_and_every_viewer_still_gets_valid_json(floor, bad, says):
+    call = "c-0000a901"
+    with agent(floor.url, floor.tokens["alice"]) as ws:
+        send(ws, started(call, "alice"), metrics(call, 2.0, 1, hostility=0.3))
+        ws.send(bad)
+        reply = json.loads(ws.recv(timeout=WAIT_S))
+        assert reply["type"] == "error" and says in reply["message"], reply
+        send(ws, final(call, 3.0, "customer", "still here"))  # the link stays open
+        viewer = FloorViewer(floor.url, floor.tokens["viewer"])
+        try:
+            viewer.wait("the line after the bad message", lambda v: v.calls.get(call, {}).get("last_customer_line"))
+            with connect(floor.url, open_timeout=WAIT_S, max_size=None) as fresh:  # read as a browser would
+                fresh.send(json.dumps({"type": "hello", "token": floor.tokens["viewer"]}))
+                fresh.recv(timeout=WAIT_S)
+                board = _strict(fresh.recv(timeout=WAIT_S))
+            mine = next(c for c in board["calls"] if c["call_id"] == call)
+            assert (mine["heat"], mine["customer"]["hostility"]) == (1, 0.3), "nothing of the bad message got in"
+            assert "<img" not in json.dumps(board) and "urgent" not in json.dumps(board)
+        finally:
+            viewer.close()
+    assert "Traceback" not in floor.hub.output()
+
+
+def test_deeply_nested_json_is_malformed_before_and_after_the_hello_without_a_traceback(floor):
+    deep = "[" * 30000 + "]" * 30000  # under the 64 KiB frame limit, far past any parser's recursion limit
+    with connect(floor.url, open_timeout=WAIT_S) as ws:  # not authenticated yet
+        ws.send(deep)
+        code, reason, _ = closed_with(ws)
+        assert code == POLICY and "hello" in reason
+    with agent(floor.url, floor.tokens["bob"]) as ws:
+        answers = []
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(30):
+                ws.send(deep)
+                answers.append(json.loads(ws.recv(timeout=WAIT_S)))
+        code, reason, _ = closed_with(ws)
+        assert answers and all(a == {"type": "error", "message": "nested too deeply"} for a in answers), answers[:3]
+        assert (code, reason) == (POLICY, "too many bad messages") and len(answers) < 30
+    viewer = FloorViewer(floor.url, floor.tokens["viewer"])
+    try:
+        viewer.send({"type": "whisper", "call_id": "c-0000a901", "text": deep[:100]})
+        viewer.ws.send(deep)
+        viewer.wait("the hub's answer to the viewer", lambda v: "nested too deeply" in v.errors)
+    finally:
+        viewer.close()
+    assert floor.hub.alive()
+    assert "Traceback" not in floor.hub.output() and "RecursionError" not in floor.hub.output()
+
+
+def _stalled_viewer(port: int, token: str):
+    """A viewer that says hello and then never reads: the socket's receive buffer is tiny and stays full."""
+    import base64
+    import os
+    import socket
+    import struct
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = json.dumps({"type": "hello", "token": token}).encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload)) + mask
+    sock.sendall(frame + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def test_viewers_that_stop_reading_their_snapshot_are_dropped_and_one_agent_token_fills_a_bounded_board(
+        tmp_path, redis_server, start_hub):
+    from monitor.floor.state import MAX_CALL_BYTES, MAX_CALLS_PER_AGENT
+    from monitor.floor.tokens import add_token
+
+    path = tmp_path / "tokens.toml"
+    agents = {f"agent{i}": add_token(path, "agent", agent_id=f"agent{i}") for i in range(8)}
+    viewer_token = add_token(path, "viewer", name="lead")
+    hub = start_hub(path, "--redis", redis_server.url[:-1] + "3")
+    line = "\N{POUTING FACE}" * 500  # the longest line the hub keeps, 4 bytes a character
+
+    def fill(name: str, token: str) -> dict:
+        with agent(hub.url, token) as ws:
+            for c in range(MAX_CALLS_PER_AGENT):
+                call = f"c-{name}-{c:02d}"
+                send(ws, started(call, name))
+                for i in range(21):
+                    send(ws, final(call, 2.0 + i, "customer", line))
+                    time.sleep(0.02)  # the hub's rate limit is 50 a second
+            send(ws, started(f"c-{name}-extra", name))
+            return json.loads(ws.recv(timeout=WAIT_S))
+
+    threads, refusals = [], {}
+    for name, token in agents.items():
+        thread = threading.Thread(target=lambda n=name, t=token: refusals.__setitem__(n, fill(n, t)))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(120)
+    assert all("has 16 calls that have not ended" in r["message"] for r in refusals.values()), refusals
+
+    viewer = FloorViewer(hub.url, viewer_token)
+    viewer.wait("every agent's board", lambda v: sum(len(c["transcript"]) for c in v.calls.values()) >= 8 * 16 * 20)
+    viewer.close()
+    with connect(hub.url, open_timeout=WAIT_S, max_size=None) as ws:
+        ws.send(json.dumps({"type": "hello", "token": viewer_token}))
+        ws.recv(timeout=WAIT_S)
+        size = len(ws.recv(timeout=WAIT_S).encode())
+    assert size <= len(agents) * MAX_CALLS_PER_AGENT * MAX_CALL_BYTES, size
+    assert size > 4_500_000, "the board must outgrow the kernel's socket buffers for the stall to be real"
+
+    stalled = [_stalled_viewer(hub.port, viewer_token) for _ in range(2)]
+    end = time.monotonic() + 60
+    while hub.output().count("stopped reading; dropped") < 2:
+        assert time.monotonic() < end, f"the stalled viewers were not dropped:\n{hub.output()[-2000:]}"
+        time.sleep(0.2)
+    for sock in stalled:
+        with pytest.raises(OSError):  # reset by the hub; what was buffered is gone
+            while sock.recv(65536):
+                pass
+        sock.close()
+    after = FloorViewer(hub.url, viewer_token)  # the hub serves on
+    assert len(after.calls) == 8 * 16
+    after.close()
+    assert "Traceback" not in hub.output()
+
+
+def test_revoked_and_expired_tokens_close_the_links_open_with_them(tmp_path, redis_server, start_hub):
+    import os
+    import signal
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.floor.tokens import add_token
+
+    path = tmp_path / "tokens.toml"
+    tokens = floor_token_file(path)
+    hub = start_hub(path, "--redis", redis_server.url[:-1] + "4")
+    viewer = FloorViewer(hub.url, tokens["viewer"])
+    with agent(hub.url, tokens["alice"]) as alice, agent(hub.url, tokens["bob"]) as bob:
+        send(alice, started("c-0000e101", "alice"))
+        send(bob, started("c-0000e102", "bob"))
+        viewer.wait("both calls", lambda v: {"c-0000e101", "c-0000e102"} <= set(v.calls))
+        # revoke alice: her entry leaves the file (the hub sees the change on its own)
+        text = path.read_text()
+        entries = text.split("[[token]]")
+        path.write_text("[[token]]".join(e for e in entries if 'agent_id = "alice"' not in e))
+        code, reason, _ = closed_with(alice)
+        assert (code, reason) == (POLICY, "token revoked")
+        send(bob, final("c-0000e102", 2.0, "customer", "bob is still on"))
+        viewer.wait("bob's line", lambda v: v.calls["c-0000e102"]["last_customer_line"] == "bob is still on")
+
+        # revoke the viewer by SIGHUP: a same-size edit with the old timestamp, which only a reload finds
+        stat = path.stat()
+        swapped = path.read_text().replace(hash_token(tokens["viewer"]), hash_token("x" * 43))
+        path.write_text(swapped)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        hub.signal(signal.SIGHUP)
+        code, reason, _ = closed_with(viewer.ws)
+        assert (code, reason) == (POLICY, "token revoked")
+        viewer.close()
+
+    expires = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    carol = add_token(path, "agent", agent_id="carol")
+    path.write_text(path.read_text().rstrip() + f"\nexpires = {expires.isoformat().replace('+00:00', 'Z')}\n")
+    with agent(hub.url, carol) as ws:
+        send(ws, started("c-0000e103", "carol"))
+        code, reason, _ = closed_with(ws)
+        assert (code, reason) == (POLICY, "token expired")
+    with connect(hub.url, open_timeout=WAIT_S) as ws:
+        ws.send(json.dumps({"type": "hello", "token": carol}))
+        code, _, _ = closed_with(ws)
+        assert code == POLICY, "an expired token does not open the hub again"
+    assert "Traceback" not in hub.output()

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from conftest import FIXTURES, REPO_ROOT
+from verdicts import differences
 from virtual_audio import LiveRun, split_channels, start_virtual_lines
 
 pytestmark = pytest.mark.slow
@@ -76,7 +77,9 @@ def test_a_call_played_into_the_virtual_lines_is_transcribed_and_coached(virtual
     manifest = json.loads(call.with_suffix(".json").read_text())
     sides = split_channels(call, tmp_path)
     archive = tmp_path / "calls.sqlite"
-    run = LiveRun(virtual_lines, "--duration", str(round(manifest["duration"] + 5)), "--archive", str(archive))
+    recording = tmp_path / "heard.wav"
+    run = LiveRun(virtual_lines, "--duration", str(round(manifest["duration"] + 5)), "--archive", str(archive),
+                  "--record", str(recording))
     run.wait_for(lambda e: e["type"] == "metrics")  # capturing: the model is loaded and audio flows
     players = [virtual_lines.play(f"{role}_line", wav) for role, wav in sides.items()]
     code, err = run.finish()
@@ -104,6 +107,13 @@ def test_a_call_played_into_the_virtual_lines_is_transcribed_and_coached(virtual
     (row,) = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert row["call_id"] == started["call_id"]
     assert {k for k in expect | forbid if int(row[f"nudges_{k}"])} == expect
+
+    # --record: a fast replay of what the monitor heard judges the call as the live call did.
+    replayed = _callmon(virtual_lines.env, "replay", str(recording), "--fast", "--format", "jsonl", "-q", timeout=300)
+    assert replayed.returncode == 0, replayed.stderr
+    events = [json.loads(line) for line in replayed.stdout.splitlines() if line.strip()]
+    assert [e for e in events if e["type"] == "nudge"], "the replay raised nothing: it compares nothing"
+    assert not differences(run.events, events, ("live", "replay")), differences(run.events, events, ("live", "replay"))
 
 
 def test_a_sound_server_restart_mid_call_is_reported_and_capture_resumes(virtual_lines, tmp_path):

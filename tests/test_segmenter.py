@@ -1,5 +1,7 @@
 """The utterance policy and the streaming VAD, on controlled input (no model, no sleeps)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from faster_whisper import decode_audio
@@ -105,3 +107,26 @@ def test_streaming_vad_matches_whole_clip_at_any_block_size(shared_data, block):
     vad = StreamingVad()
     streamed = np.concatenate([vad.push(audio[i : i + block]) for i in range(0, len(audio), block)])
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def test_vad_run_ahead_gives_the_block_by_block_probabilities():
+    """A fast replay primes the VAD with a second of audio at once; the numbers must not change."""
+    from monitor.audio.source import FileSource
+
+    source = FileSource(Path(__file__).parent / "fixtures/calls/short.flac", 1600)
+    source.use_roles({"agent": 0, "customer": 1})
+    audio = np.concatenate([b.roles["customer"][: b.length] for b in source])
+    blocks = [audio[i : i + 1600] for i in range(0, len(audio), 1600)]
+    plain = StreamingVad()
+    one_by_one = [plain.push(b) for b in blocks]
+    ahead = StreamingVad()
+    primed = []
+    for i in range(0, len(blocks), 10):
+        ahead.prime(np.concatenate(blocks[i : i + 10]))
+        primed += [ahead.push(b) for b in blocks[i : i + 10]]
+    assert [len(p) for p in primed] == [len(p) for p in one_by_one]
+    assert np.array_equal(np.concatenate(primed), np.concatenate(one_by_one))
+    assert np.concatenate(primed).max() > 0.5, "the customer speaks in this call: a silent run would prove nothing"
+    ahead.prime(np.zeros(5, dtype=np.float32))
+    with pytest.raises(ValueError, match="more audio than was primed"):
+        ahead.push(np.zeros(10, dtype=np.float32))

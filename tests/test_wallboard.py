@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_floor_dashboard import Agent, HubProcess, calm_floor, escalate, make_floor_tokens
+from conftest import FloorAgent as Agent
+from conftest import calm_floor, escalate, floor_token_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -22,14 +23,13 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def floor_tokens(tmp_path_factory):
-    return make_floor_tokens(tmp_path_factory)
+    path = tmp_path_factory.mktemp("floor") / "floor-tokens.toml"
+    return path, floor_token_file(path)
 
 
 @pytest.fixture
-def hub(floor_tokens, tmp_path):
-    running = HubProcess(floor_tokens[0], tmp_path / "hub.log")
-    yield running
-    running.stop()
+def hub(floor_tokens, start_hub):
+    return start_hub(floor_tokens[0])
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def page():
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            tab = browser.new_page(viewport={"width": 1600, "height": 900})
+            tab = browser.new_page(viewport={"width": 1280, "height": 800})
             tab.set_default_timeout(WAIT_MS)
             errors = []
             tab.on("pageerror", lambda error: errors.append(str(error)))
@@ -50,7 +50,7 @@ def page():
             browser.close()
 
 
-def test_wallboard_reorders_live_and_shows_the_alert(hub, floor_tokens, page):
+def test_wallboard_ranks_live_opens_a_call_and_acknowledges_and_whispers(hub, floor_tokens, page):
     from playwright.sync_api import expect
 
     tokens = floor_tokens[1]
@@ -77,8 +77,33 @@ def test_wallboard_reorders_live_and_shows_the_alert(hub, floor_tokens, page):
         alice.supervisor(31.0, "refund over the limit")
         request = page.locator('#alerts .alert[data-kind="supervisor_request"]')
         expect(request).to_contain_text("alice asked for a supervisor: refund over the limit")
-        request.click()  # acknowledged on this screen
-        expect(request).to_have_count(0)
+        # rows stay one line high on a 1280-px screen, however long the last line
+        alice.says(32.0, "customer", "and another thing " * 12)
+        expect(rows.nth(1).locator(".col-last")).to_contain_text("and another thing")
+        heights = rows.evaluate_all("rs => rs.map(r => r.getBoundingClientRect().height)")
+        line = page.locator("#board tbody td.col-agent").first.evaluate("td => parseFloat(getComputedStyle(td).lineHeight)")
+        assert max(heights) < 2 * line, (heights, line)
+
+        request.click()  # opens alice's call: its transcript, live
+        expect(page.locator("#call")).to_be_visible()
+        expect(page.locator("#call-head")).to_contain_text("alice")
+        expect(page.locator("#transcript")).to_contain_text("my parcel is late again")
+        alice.says(33.0, "customer", "are you still there")
+        expect(page.locator("#transcript")).to_contain_text("are you still there")
+        page.click("#call-ack-button")
+        (ack,) = alice.lead_messages(1)
+        assert (ack["kind"], ack["call_id"]) == ("ack", "c-0000aaaa")
+        expect(request).to_have_count(0)  # acknowledged for every lead
+        page.fill("#whisper-text", "offer the credit <b>now</b>")
+        page.press("#whisper-text", "Enter")
+        (whisper,) = alice.lead_messages(1)
+        assert whisper["text"] == "offer the credit <b>now</b>"  # text, shown as text on the agent's screen
+        page.keyboard.press("Escape")
+        expect(page.locator("#call")).to_be_hidden()
+        rows.nth(0).focus()
+        page.keyboard.press("Enter")  # Enter opens a row as a click does
+        expect(page.locator("#call-head")).to_contain_text("bob")
+        page.keyboard.press("Escape")
 
         page.reload()  # the token is remembered for the session
         expect(rows).to_have_count(2)
@@ -88,7 +113,7 @@ def test_wallboard_reorders_live_and_shows_the_alert(hub, floor_tokens, page):
         bob.close()
 
 
-def test_wallboard_asks_for_a_token_and_survives_a_hub_restart(hub, floor_tokens, page, tmp_path):
+def test_wallboard_asks_for_a_token_and_survives_a_hub_restart(hub, floor_tokens, page, start_hub):
     from playwright.sync_api import expect
 
     tokens = floor_tokens[1]
@@ -106,11 +131,8 @@ def test_wallboard_asks_for_a_token_and_survives_a_hub_restart(hub, floor_tokens
     hub.stop()
     expect(page.locator("#link")).to_have_attribute("data-state", "down")
     expect(page.locator("#link")).to_contain_text("hub down, retrying")
-    again = HubProcess(floor_tokens[0], tmp_path / "hub-again.log", port)
-    try:
-        bob = Agent(again.url, tokens["bob"], "bob", "c-0000bbbb")
-        expect(page.locator("#link")).to_have_attribute("data-state", "connected")
-        expect(page.locator('#board tbody tr[data-call-id="c-0000bbbb"]')).to_have_count(1)
-        bob.close()
-    finally:
-        again.stop()
+    again = start_hub(floor_tokens[0], port=port)
+    bob = Agent(again.url, tokens["bob"], "bob", "c-0000bbbb")
+    expect(page.locator("#link")).to_have_attribute("data-state", "connected")
+    expect(page.locator('#board tbody tr[data-call-id="c-0000bbbb"]')).to_have_count(1)
+    bob.close()

@@ -24,9 +24,10 @@ from types import ModuleType
 import av
 import numpy as np
 
-from ..config import LiveConfig
+from ..config import ROLES, LiveConfig
 from ..errors import BadInput
 from .devices import InputDevice, find_input, portaudio
+from .recording import WavRecorder
 from .source import RATE, AudioBlock
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,10 @@ def _close_quietly(stream: object) -> None:
 class LiveSource:
     """Blocks of live audio per role, stamped in call time (samples captured)."""
 
-    def __init__(self, plan: list[RolePlan], block_samples: int, cfg: LiveConfig, *, duration_s: float | None = None) -> None:
+    def __init__(self, plan: list[RolePlan], block_samples: int, cfg: LiveConfig, *, duration_s: float | None = None,
+                 record: WavRecorder | None = None) -> None:
         self.sd = portaudio()
+        self.record = record  # keeps every block it yields, for a replay that judges the call the same way
         self.cfg = cfg
         self.block_samples = block_samples
         self.limit = int(duration_s * RATE) if duration_s else None
@@ -216,9 +219,11 @@ class LiveSource:
         return out
 
     def close(self) -> None:
-        """Close every device."""
+        """Close every device, and the recording."""
         for cap in self.captures:
             cap.close()
+        if self.record is not None:
+            self.record.close()
 
     def __iter__(self) -> Iterator[AudioBlock]:
         n = self.block_samples
@@ -251,6 +256,8 @@ class LiveSource:
                         if length < n:
                             block[role][length:] = 0.0
                         buffers[role] = buffers[role][n:]
+                    if self.record is not None:
+                        self.record.write([block[role][:length] for role in ROLES if role in block])
                     yield AudioBlock(position, length, block)
                     position += length
                     if self.limit is not None and position >= self.limit:

@@ -10,6 +10,7 @@ any replay speed.
 from __future__ import annotations
 
 import itertools
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ import numpy as np
 from ..errors import BadInput
 
 RATE = 16000
+LOOKAHEAD_S = 30.0  # audio decoded at open to check the channels before the call starts
+SAME_CHANNELS_DB = -40.0  # channels whose difference is this far below the signal carry the same audio
 
 
 class AudioInputError(BadInput):
@@ -132,6 +135,8 @@ class FileSource:
         self.native_rate = 0
         self.error: str | None = None
         self.duration_s: float | None = None
+        self.same_channels = False  # every channel carries the same signal (mono saved as stereo)
+        self._header_s: float | None = None  # what a WAV header promises, exactly
         self._damage = ""
         self._container: av.container.InputContainer | None = None
         self._open()
@@ -140,6 +145,11 @@ class FileSource:
     def description(self) -> str:
         """What the call.started event says about the source."""
         return f"file:{self.path}"
+
+    @property
+    def read_ahead(self) -> int:
+        """How many blocks the pipeline may take at once: a second's worth when nothing paces the replay."""
+        return 1000 // max(1, self.block_samples // 16) if self.pacer.speed is None else 1
 
     def _open(self) -> None:
         path = self.path
@@ -167,15 +177,26 @@ class FileSource:
         if self.channels == 0 or self.native_rate == 0:
             self._container.close()
             raise AudioInputError(f"{path} has an audio stream with no channels or no sample rate; the file is corrupt")
-        # Decode the first frame now: a file with a header and no audio, or damaged from the
-        # start, is bad input before the call begins, not a call that starts and breaks.
+        self._header_s = _wav_header_seconds(path)
+        if self._header_s is not None:
+            self.duration_s = self._header_s  # FFmpeg takes a WAV's length from the file size, not its header
+        # Decode the start now: a file with a header and no audio, or damaged from the start, is
+        # bad input before the call begins, not a call that starts and breaks. The first seconds
+        # also tell whether the channels carry the same signal, which decides the roles.
         self._chunks = self._decode()
-        self._first = next(self._chunks, None)
-        if self._first is None:
+        self._ahead: list[np.ndarray] = []
+        got = 0
+        for chunk in self._chunks:
+            self._ahead.append(chunk)
+            got += chunk.shape[1]
+            if got >= LOOKAHEAD_S * RATE:
+                break
+        if not self._ahead:
             self._container.close()
             if self.error:
                 raise AudioInputError(f"{path} cannot be decoded ({self._damage}); the file is corrupt")
             raise AudioInputError(f"{path} contains no audio samples (zero length); give a recorded call")
+        self.same_channels = self.channels > 1 and _same_signal(np.concatenate(self._ahead, axis=1))
 
     def use_roles(self, roles: dict[str, int]) -> None:
         """Map roles to channels; a channel the file lacks is bad input."""
@@ -196,7 +217,8 @@ class FileSource:
         pending = np.zeros((self.channels, 0), dtype=np.float32)
         position = 0
         try:
-            for chunk in itertools.chain([self._first], self._chunks):
+            ahead, self._ahead = self._ahead, []
+            for chunk in itertools.chain(ahead, self._chunks):
                 pending = np.concatenate([pending, chunk], axis=1) if pending.shape[1] else chunk
                 while pending.shape[1] >= n:
                     yield self._block(position, pending[:, :n], n)
@@ -211,7 +233,9 @@ class FileSource:
         finally:
             self._container.close()
         heard = position / RATE
-        if self.error is None and self.duration_s and self.duration_s - heard > max(1.0, 0.05 * self.duration_s):
+        # A WAV header states its length exactly; other formats' lengths are estimates.
+        slack = 0.05 if self._header_s is not None else max(1.0, 0.05 * (self.duration_s or 0))
+        if self.error is None and self.duration_s and self.duration_s - heard > slack:
             self.error = (
                 f"{self.path} ends at {heard:.1f} s but its header says {self.duration_s:.1f} s: the file is cut short"
             )
@@ -237,6 +261,68 @@ class FileSource:
             self.error = f"{self.path} is damaged after the audio already read ({self._damage})"
 
 
+class SplitSource:
+    """A mono recording split into agent and customer by a speaker timeline.
+
+    Each role hears the mix, silenced where the other speaker talks, so every stage after the
+    source works as on a stereo call. `labels` gives the speaker of each `hop` samples (-1
+    nobody, 0 the first to speak, 1 the other); the gains ramp over one hop at a change, so no
+    click is cut into the audio. Where nobody speaks both roles hear the line's background.
+    """
+
+    PAD_S = 0.05  # the other speaker's turns widened by this much: their first and last sounds stay out
+
+    def __init__(self, source: FileSource, labels: np.ndarray, hop: int, agent: int, diarization: dict) -> None:
+        self.source = source
+        source.use_roles({"mix": 0})
+        self.roles = {"agent": 0, "customer": 0}
+        self.diarization = diarization  # what call.started says about the split
+        self._hop = hop
+        pad = max(1, int(self.PAD_S * RATE / hop))
+        self._gain = {
+            role: _gain(labels, own=speaker, other=1 - speaker, pad=pad)
+            for role, speaker in (("agent", agent), ("customer", 1 - agent))
+        }
+
+    @property
+    def description(self) -> str:
+        """What the call.started event says about the source."""
+        return self.source.description
+
+    @property
+    def error(self) -> str | None:
+        """Why the recording ended early, if it did."""
+        return self.source.error
+
+    @property
+    def duration_s(self) -> float | None:
+        """The recording's length, as far as its header says."""
+        return self.source.duration_s
+
+    @property
+    def read_ahead(self) -> int:
+        """As the file's: how many blocks the pipeline may take at once."""
+        return self.source.read_ahead
+
+    def __iter__(self) -> Iterator[AudioBlock]:
+        """The file's blocks, each role's audio the mix times its gain."""
+        for block in self.source:
+            x = block.roles["mix"]
+            t = (block.start + np.arange(len(x))) / self._hop - 0.5  # position in frames, frame centres at .5
+            yield AudioBlock(
+                block.start, block.length,
+                {role: (x * np.interp(t, np.arange(len(g)), g)).astype(np.float32) for role, g in self._gain.items()},
+            )
+
+
+def _gain(labels: np.ndarray, own: int, other: int, pad: int) -> np.ndarray:
+    """1 except where `other` talks (widened by `pad` frames) and `own` does not."""
+    theirs = (labels == other).astype(np.float32)
+    if pad:
+        theirs = np.convolve(theirs, np.ones(2 * pad + 1, dtype=np.float32), mode="same") > 0
+    return np.where(theirs & (labels != own), 0.0, 1.0).astype(np.float32)
+
+
 def roles_for(channels: int, agent_channel: int, customer_channel: int, mono_role: str) -> dict[str, int]:
     """Channel of each role: a mono source is one role, anything wider maps agent and customer."""
     if channels == 1:
@@ -244,6 +330,49 @@ def roles_for(channels: int, agent_channel: int, customer_channel: int, mono_rol
     if agent_channel == customer_channel:
         raise AudioInputError(f"the agent and the customer are both set to channel {agent_channel}; give them different channels")
     return {"agent": agent_channel, "customer": customer_channel}
+
+
+def _same_signal(audio: np.ndarray) -> bool:
+    """Whether every channel carries the first one's signal (to within a lossy codec's error)."""
+    power = float(np.mean(audio[0] ** 2))
+    if power <= 1e-10:  # silence so far: nothing to compare, so the channels stay apart
+        return False
+    diff = max(float(np.mean((ch - audio[0]) ** 2)) for ch in audio[1:])
+    return diff <= power * 10 ** (SAME_CHANNELS_DB / 10)
+
+
+def _wav_header_seconds(path: Path) -> float | None:
+    """The length a RIFF/WAVE header promises for its `data` chunk, or None (not a WAV, or no length given).
+
+    FFmpeg derives a WAV's duration from the file size, so a file cut short looks complete to it;
+    the header's own byte count is what the recorder meant to write.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            rate = align = 0
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    rate, align = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
+                    fh.seek(size & 1, 1)
+                elif kind == b"data":
+                    # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot go back.
+                    if not rate or not align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size / align / rate
+                else:
+                    fh.seek(size + (size & 1), 1)
+    except OSError:
+        return None
 
 
 def _planar(frame: av.AudioFrame, channels: int) -> np.ndarray:

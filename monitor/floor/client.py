@@ -1,10 +1,10 @@
 """The viewer side of the floor protocol: keep every call's state from the hub's messages.
 
 The pure part (`apply`, `rank`, `alerts`) keeps a dict of CALL objects (docs/FLOOR.md) from the
-hub's `snapshot` / `update` / `removed` messages and needs no socket, so it is tested on its own.
-`FloorClient` is the asyncio part: connect, say hello, apply what arrives, reconnect with backoff,
-and say how the link is (the dashboard's status line). The web wallboard (web/wallboard.js)
-implements the same rules in JavaScript.
+hub's `snapshot` / `batch` / `update` / `removed` messages and needs no socket, so it is tested on its
+own. `FloorClient` is the asyncio part: connect, say hello (with the last position seen, so a reconnect
+resumes), apply what arrives, reconnect with backoff, and say how the link is (the dashboard's status
+line). The web wallboard (web/wallboard.js) implements the same rules in JavaScript.
 
 Besides the hub's fields, `apply` keeps two of its own in each call: `nudge_log` (every nudge the
 call has shown while we watched, active or not, for the drill-in) and `lines_total` (transcript lines
@@ -16,21 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import BadInput
+from . import protocol as P
+from .link import Backoff, TokenRefused, describe, say_hello, ws_url
 
 log = logging.getLogger(__name__)
 
 KEEP_LINES = 500       # transcript lines kept per call for the drill-in
 KEEP_NUDGES = 100      # nudge history kept per call
-HELLO_TIMEOUT_S = 5.0  # the hub closes a client that says nothing for 5 s; we wait as long for its welcome
-POLICY_VIOLATION = 1008
 
 Call = dict[str, Any]
 
@@ -42,7 +39,11 @@ Call = dict[str, Any]
 def apply(calls: dict[str, Call], message: dict[str, Any]) -> None:
     """Apply one hub → viewer message to `calls` (call_id → CALL); other message types are ignored."""
     kind = message.get("type")
-    if kind == "snapshot":
+    if kind == "batch":
+        for inner in message.get("messages") or []:
+            if isinstance(inner, dict) and inner.get("type") != "batch":
+                apply(calls, inner)
+    elif kind == "snapshot":
         old = dict(calls)
         calls.clear()
         for call in message.get("calls") or []:
@@ -122,12 +123,29 @@ def duration_of(call: Call) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def has_alert(call: Call) -> bool:
+    """Whether the call has an alert no lead has acknowledged (a supervisor request or call_supervisor)."""
+    return bool(alerts({str(call.get("call_id")): call}))
+
+
 def rank(calls: dict[str, Call]) -> list[Call]:
-    """The board's order: heat (desc), then customer hostility (desc), then duration (desc)."""
+    """The board's order: live calls above ended ones; among them calls with an alert first, then heat (desc),
+    customer hostility (desc) and duration (desc). The web wallboard ranks the same way."""
     return sorted(
         calls.values(),
-        key=lambda c: (-heat_of(c), -hostility_of(c), -duration_of(c), str(c.get("call_id"))),
+        key=lambda c: (c.get("status") == "ended", not _alerting(c), -heat_of(c), -hostility_of(c), -duration_of(c),
+                       str(c.get("call_id"))),
     )
+
+
+def _alerting(call: Call) -> bool:
+    ack = call.get("ack") if isinstance(call.get("ack"), dict) else {}
+    acked = ack.get("requests") if isinstance(ack.get("requests"), int) else 0
+    if len(call.get("supervisor_requests") or []) > acked:
+        return True
+    acked_nudges = ack.get("nudges") if isinstance(ack.get("nudges"), list) else []
+    return any(isinstance(n, dict) and n.get("kind") == "call_supervisor" and n.get("id") not in acked_nudges
+               for n in call.get("nudges") or [])
 
 
 @dataclass(frozen=True)
@@ -152,34 +170,29 @@ class Alert:
         return "asked for a supervisor" if self.kind == "supervisor_request" else "coach says: call the supervisor"
 
 
-def alerts(calls: dict[str, Call], seen: dict[str, int] | None = None) -> list[Alert]:
-    """Alerts in board order: supervisor requests not yet seen and active `call_supervisor` nudges.
+def alerts(calls: dict[str, Call]) -> list[Alert]:
+    """Alerts in board order: supervisor requests and active `call_supervisor` nudges no lead acknowledged.
 
-    `seen` maps call_id → how many of that call's supervisor requests the lead has already seen
-    (opened the call or acknowledged); those no longer alert.
+    A lead's acknowledgement is part of the call (`ack`: how many requests, which nudges), so it holds
+    for every lead and survives a hub restart; a later request or nudge alerts again.
     """
-    seen = seen or {}
     out: list[Alert] = []
     for call in rank(calls):
         call_id = str(call.get("call_id"))
         agent = str(call.get("agent_id") or "?")
+        ack = call.get("ack") if isinstance(call.get("ack"), dict) else {}
+        acked = ack.get("requests") if isinstance(ack.get("requests"), int) else 0
+        acked_nudges = set(ack.get("nudges") or []) if isinstance(ack.get("nudges"), list) else set()
         requests = [r for r in call.get("supervisor_requests") or [] if isinstance(r, dict)]
-        for request in requests[seen.get(call_id, 0):]:
+        for request in requests[acked:]:
             out.append(Alert(call_id, agent, "supervisor_request", _num(request.get("t")), str(request.get("note") or "")))
         for nudge in call.get("nudges") or []:
-            if isinstance(nudge, dict) and nudge.get("kind") == "call_supervisor":
+            if isinstance(nudge, dict) and nudge.get("kind") == "call_supervisor" and nudge.get("id") not in acked_nudges:
                 out.append(Alert(
                     call_id, agent, "call_supervisor", _num(nudge.get("t")), str(nudge.get("message") or ""),
                     str(nudge.get("severity") or "warn"),
                 ))
     return out
-
-
-def mark_seen(calls: dict[str, Call], seen: dict[str, int], call_id: str | None = None) -> None:
-    """The lead has seen the supervisor requests of one call (or of every call when `call_id` is None)."""
-    for cid, call in calls.items():
-        if call_id is None or cid == call_id:
-            seen[cid] = len(call.get("supervisor_requests") or [])
 
 
 def _num(value: Any) -> float:
@@ -227,19 +240,6 @@ def ago(seconds: float) -> str:
 # the link
 
 
-def ws_url(url: str) -> str:
-    """The hub's websocket endpoint from what the user typed: ws://host:port → ws://host:port/ws.
-
-    http(s):// (the wallboard's address) is accepted too; anything else is bad input.
-    """
-    parts = urlsplit(url.strip())
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss") or not parts.netloc:
-        raise BadInput(f"--hub {url!r} is not a hub address; give ws://HOST:PORT (or wss:// with TLS), e.g. ws://127.0.0.1:8765")
-    path = parts.path if parts.path not in ("", "/") else "/ws"
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-
-
 @dataclass(frozen=True)
 class Link:
     """How the dashboard's link to the hub is: connecting, connected, down (retrying) or refused."""
@@ -251,7 +251,7 @@ class Link:
     def text(self, now: float | None = None) -> str:
         """One line for a status bar."""
         if self.state == "connected":
-            return "connected"
+            return "connected" if not self.detail else f"connected ({self.detail})"
         if self.state == "refused":
             return f"auth refused: {self.detail}" if self.detail else "auth refused"
         if self.state == "down":
@@ -263,25 +263,9 @@ class Link:
         return "connecting"
 
 
-class TokenRefused(BadInput):
-    """The hub closed the link with 1008 at the hello: the token is wrong, or not a viewer's."""
-
-
-async def hello(ws: Any, token: str) -> dict[str, Any]:
-    """Say hello on an open websocket and return the hub's welcome; TokenRefused when it refuses."""
-    from websockets.exceptions import ConnectionClosed
-
-    await ws.send(json.dumps({"type": "hello", "token": token}))
-    try:
-        reply = json.loads(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S))
-    except ConnectionClosed as exc:
-        code = exc.rcvd.code if exc.rcvd else None
-        reason = exc.rcvd.reason if exc.rcvd else ""
-        if code == POLICY_VIOLATION:
-            raise TokenRefused(reason or "the hub rejected the token") from None
-        raise
-    if not isinstance(reply, dict) or reply.get("type") != "welcome":
-        raise ConnectionError(f"the hub answered {str(reply)[:80]!r} instead of a welcome")
+async def viewer_hello(ws: Any, token: str, since: str | None = None) -> dict[str, Any]:
+    """Say hello as a viewer; TokenRefused when the hub refuses it or it is an agent's token."""
+    reply = await say_hello(ws, token, since=since)
     if reply.get("role") != "viewer":
         raise TokenRefused(f"this is {reply.get('agent_id') or 'an agent'}'s agent token; the floor needs a viewer token")
     return reply
@@ -291,27 +275,15 @@ async def probe(url: str, token: str, wait_s: float = 5.0) -> Link:
     """Try the token once: connected, refused (with the hub's reason) or down (with why)."""
     from websockets.asyncio.client import connect
 
-    timeout = wait_s
     try:
-        async with asyncio.timeout(timeout):
-            async with connect(ws_url(url), open_timeout=timeout, close_timeout=1) as ws:
-                await hello(ws, token)
+        async with asyncio.timeout(wait_s):
+            async with connect(ws_url(url), open_timeout=wait_s, close_timeout=1) as ws:
+                await viewer_hello(ws, token)
     except TokenRefused as exc:
         return Link("refused", str(exc))
-    except (OSError, TimeoutError, ConnectionError, ValueError) as exc:
-        return Link("down", _why(exc))
-    except Exception as exc:  # websockets' own errors (handshake refused, closed): the hub is not usable now
-        return Link("down", _why(exc))
+    except Exception as exc:  # refused, timed out, websockets' handshake errors: the hub is not usable now
+        return Link("down", describe(exc, url))
     return Link("connected")
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return text.splitlines()[0][:120]
 
 
 def _quiet(future: asyncio.Future[Any]) -> None:
@@ -339,10 +311,13 @@ class FloorClient:
         self.url = ws_url(url)
         self.token = token
         self.on_change = on_change or (lambda: None)
+        self.on_message: Callable[[dict[str, Any]], None] = lambda message: None  # every message, as it came
         self.calls: dict[str, Call] = {}
         self.link = Link()
-        self.backoff_min = backoff_min
-        self.backoff_max = backoff_max
+        self.backplane = ""  # the hub's backplane status ("ok", "down: ..."), "" when the hub is alone
+        self.pos: str | None = None  # the last position the hub stamped: a reconnect resumes from it
+        self.backoff = Backoff(backoff_min, backoff_max)
+        self._ws: Any = None
         self._stopping = asyncio.Event()
 
     def _set_link(self, link: Link) -> None:
@@ -353,14 +328,13 @@ class FloorClient:
         """Stay connected until `stop()` or the hub refuses the token."""
         from websockets.asyncio.client import connect
 
-        delay = self.backoff_min
         while not self._stopping.is_set():
             self._set_link(Link("connecting"))
             try:
                 async with connect(self.url, open_timeout=5, close_timeout=1, max_size=None) as ws:
-                    await hello(ws, self.token)
+                    await viewer_hello(ws, self.token, self.pos)
                     self._set_link(Link("connected"))
-                    delay = self.backoff_min
+                    self.backoff.reset()
                     await self._receive(ws)
                     why = "the hub closed the link"
             except TokenRefused as exc:
@@ -369,18 +343,18 @@ class FloorClient:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the hub is down or went away: say so and try again
-                why = _why(exc)
+                why = describe(exc, self.url)
             if self._stopping.is_set():
                 return
-            wait = delay * random.uniform(0.8, 1.2)
+            wait = self.backoff.next()
             self._set_link(Link("down", why, time.monotonic() + wait))
             try:
                 await asyncio.wait_for(self._stopping.wait(), wait)
             except TimeoutError:
                 pass
-            delay = min(self.backoff_max, delay * 2)
 
     async def _receive(self, ws: Any) -> None:
+        self._ws = ws
         stop = asyncio.ensure_future(self._stopping.wait())
         recv: asyncio.Future[Any] | None = None
         try:
@@ -397,18 +371,41 @@ class FloorClient:
                     log.warning("the hub sent something that is not JSON; ignored")
                     continue
                 if isinstance(message, dict):
-                    if message.get("type") == "error":
-                        log.warning("hub: %s", message.get("message"))
-                    apply(self.calls, message)
+                    self._take(message)
+                    self.on_message(message)
                     self.on_change()
         except asyncio.CancelledError:
             await ws.close()  # the app is closing: a normal goodbye rather than "internal error"
             raise
         finally:
+            self._ws = None
             stop.cancel()
             if recv is not None:
                 recv.cancel()
                 recv.add_done_callback(_quiet)
+
+    def _take(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "error":
+            log.warning("hub: %s", message.get("message"))
+        for inner in message.get("messages") or [] if kind == "batch" else [message]:
+            if isinstance(inner, dict) and inner.get("type") == "status":
+                self.backplane = str(inner.get("backplane") or "")
+                self.link = Link("connected", "" if self.backplane in ("ok", "local") else f"backplane {self.backplane}")
+        if kind in ("snapshot", "batch") and isinstance(message.get("pos"), str):
+            self.pos = message["pos"]
+        apply(self.calls, message)
+
+    async def send(self, message: dict[str, Any]) -> bool:
+        """Send a lead's message (an acknowledgement, a whisper) on the open link; False when it is down."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(P.dumps(message))
+        except Exception:  # the link just went down; the status line says so
+            return False
+        return True
 
     def stop(self) -> None:
         """Close the link and end `run()`."""

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  callmon hub token --role viewer --name floor-1 --tokens floor-tokens.toml\n"
             "  callmon hub --tokens floor-tokens.toml                       ws://127.0.0.1:8765/ws\n"
             "  callmon hub --tokens floor-tokens.toml --host 0.0.0.0 --cert hub.pem --key hub.key   TLS (wss://)\n"
+            "  callmon hub --tokens floor-tokens.toml --port 8765 --redis redis://127.0.0.1:6379/0   two hubs sharing\n"
+            "  callmon hub --tokens floor-tokens.toml --port 8766 --redis redis://127.0.0.1:6379/0   one floor\n"
+            "  kill -HUP <hub pid>    re-read the token file now (it is also re-read when it changes)\n"
             "see docs/FLOOR.md for the protocol"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -43,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     hub.add_argument(
         "--remove-after-s", type=_seconds, default=REMOVE_AFTER_S, metavar="S",
         help=f"an ended call leaves the board S seconds after its end (default {REMOVE_AFTER_S:g})",
+    )
+    hub.add_argument(
+        "--redis", metavar="URL",
+        help="join the backplane at redis://HOST:PORT/DB: every hub on it shows every call, and calls outlive a hub "
+             "(default: this hub alone)",
     )
     hub.add_argument("-v", "--verbose", action="store_true", help="log every connection on stderr")
     hub.set_defaults(run=_hub, hub_action=None)
@@ -76,11 +84,20 @@ def register(sub: argparse._SubParsersAction) -> None:
             "The team lead's dashboard: every call published to the hub, ranked by heat, with nudges and "
             "supervisor requests; open a call to read its transcript. Needs a viewer token."
         ),
-        epilog="example: callmon floor --hub ws://floor-hub:8765 --token $VIEWER_TOKEN",
+        epilog=(
+            "examples:\n"
+            "  callmon floor --hub ws://floor-hub:8765 --token $VIEWER_TOKEN\n"
+            "  callmon floor --hub ws://floor-hub:8765 --no-tui --format jsonl | jq -c 'select(.type==\"update\")'"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     floor.add_argument("--hub", metavar="URL", default=f"ws://127.0.0.1:{DEFAULT_PORT}",
                        help=f"the hub (default ws://127.0.0.1:{DEFAULT_PORT}; wss:// for TLS)")
     floor.add_argument("--token", metavar="T", help="a viewer token (or set CALLMON_TOKEN)")
+    floor.add_argument("--no-tui", action="store_true",
+                       help="no dashboard: print the floor's snapshot and every change on stdout, for scripts")
+    floor.add_argument("--format", choices=("jsonl",), default="jsonl",
+                       help="with --no-tui: one JSON object a line (snapshot, update, removed, status, link)")
     floor.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
     floor.set_defaults(run=_floor)
 
@@ -121,7 +138,7 @@ def _hub(args: argparse.Namespace) -> int:
 
     return run_hub(HubSettings(
         tokens=args.tokens, host=args.host, port=args.port, cert=args.cert, key=args.key,
-        stale_s=args.stale_s, remove_after_s=args.remove_after_s,
+        stale_s=args.stale_s, remove_after_s=args.remove_after_s, redis=args.redis,
     ))
 
 

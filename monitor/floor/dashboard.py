@@ -3,13 +3,17 @@
 The hub link lives in `client.FloorClient` (on Textual's own event loop); it only sets a flag when
 something changes and the screen redraws on a 100 ms timer, so a busy floor costs at most ten
 redraws a second. Heat is shown as a word and a mark as well as a colour, so the board reads in
-monochrome and for colour-blind leads.
+monochrome and for colour-blind leads. `a` acknowledges a call's alerts (the agent's screen says
+"your lead is coming"); `w` in an open call whispers a short text to the agent's banner.
+`--no-tui` prints the snapshot and every change as JSON lines instead (`run_jsonl`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 from argparse import Namespace
 from typing import Any
@@ -19,7 +23,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from ..errors import BadInput
 from .client import (
@@ -33,7 +37,6 @@ from .client import (
     alerts,
     duration_of,
     heat_of,
-    mark_seen,
     probe,
     rank,
     ws_url,
@@ -66,10 +69,58 @@ def run_floor(args: Namespace) -> int:
     first = asyncio.run(probe(url, token))
     if first.state == "refused":
         raise TokenRefused(_refused_line(url, first.detail))
+    if getattr(args, "no_tui", False):
+        return run_jsonl(url, token)
     app = FloorApp(url, token)
     app.run()
     if app.client.link.state == "refused":
         raise TokenRefused(_refused_line(url, app.client.link.detail))
+    return 0
+
+
+def run_jsonl(url: str, token: str, out: Any = None) -> int:
+    """`callmon floor --no-tui --format jsonl`: every message from the hub as one JSON line on stdout (a `batch`
+    is written as the messages in it), and each change of the link as {"type": "link", "state", "detail"}.
+    Runs until Ctrl-C, SIGTERM or the hub refuses the token; stdout closing (a pipe's reader gone) ends it too."""
+    import signal
+
+    out = out or sys.stdout
+    client = FloorClient(url, token)
+    last_link: tuple[str, str] | None = None
+
+    def write(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.flush()
+
+    def on_message(message: dict[str, Any]) -> None:
+        if message.get("type") == "batch":
+            for inner in message.get("messages") or []:
+                write(inner)
+        else:
+            write(message)
+
+    def on_change() -> None:
+        nonlocal last_link
+        link = (client.link.state, client.link.detail)
+        if link != last_link:
+            last_link = link
+            write({"type": "link", "state": link[0], "detail": link[1]})
+
+    client.on_message = on_message
+    client.on_change = on_change
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, client.stop)
+        await client.run()
+
+    try:
+        asyncio.run(main())
+    except BrokenPipeError:
+        return 0
+    if client.link.state == "refused":
+        raise TokenRefused(_refused_line(url, client.link.detail))
     return 0
 
 
@@ -169,7 +220,8 @@ class HelpScreen(ModalScreen[None]):
             "  ↑ ↓          move along the board (hottest calls first)\n"
             "  Enter/click  open the call: its live transcript and nudges\n"
             "  Escape       back to the board\n"
-            "  a            acknowledge the supervisor requests on the board\n"
+            "  a            acknowledge the call's alerts: the agent sees \"your lead is coming\"\n"
+            "  w            (in a call) whisper a short text to the agent's screen\n"
             "  ?            this help\n"
             "  q            quit\n\n"
             "Heat: ·  calm   ▲  tense   ▲▲ heated   ▲▲▲ CRITICAL\n"
@@ -182,7 +234,11 @@ class HelpScreen(ModalScreen[None]):
 class CallScreen(Screen[None]):
     """One call up close: who, how hot, the active nudges and the live transcript with nudges inline."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "back to the board")]
+    BINDINGS = [
+        Binding("escape", "back", "back to the board"),
+        Binding("a", "acknowledge", "acknowledge"),
+        Binding("w", "whisper", "whisper to the agent"),
+    ]
 
     def __init__(self, call_id: str) -> None:
         super().__init__()
@@ -196,7 +252,34 @@ class CallScreen(Screen[None]):
         yield Static(id="call-head")
         yield Static(id="call-nudges")
         yield RichLog(id="transcript", wrap=True, markup=False, highlight=False, max_lines=2000)
+        whisper = Input(id="whisper", placeholder="whisper to the agent (Enter sends, Escape cancels)", max_length=200)
+        whisper.display = False
+        yield whisper
         yield Footer()
+
+    def action_back(self) -> None:
+        whisper = self.query_one("#whisper", Input)
+        if whisper.display:
+            whisper.display = False
+            self.query_one("#transcript").focus()
+            return
+        self.app.pop_screen()
+
+    def action_acknowledge(self) -> None:
+        self.app.acknowledge(self.call_id)  # type: ignore[attr-defined]
+
+    def action_whisper(self) -> None:
+        whisper = self.query_one("#whisper", Input)
+        whisper.display = True
+        whisper.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        event.input.display = False
+        self.query_one("#transcript").focus()
+        if text:
+            self.app.whisper(self.call_id, text)  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         client = getattr(self.app, "client", None)
@@ -281,7 +364,7 @@ class FloorApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "keys"),
-        Binding("a", "acknowledge", "acknowledge alerts"),
+        Binding("a", "acknowledge", "acknowledge the call's alerts"),
     ]
 
     def __init__(self, url: str, token: str, *, client: FloorClient | None = None) -> None:
@@ -289,7 +372,6 @@ class FloorApp(App[None]):
         self.client = client or FloorClient(url, token)
         self.client.on_change = self._changed
         self.url = self.client.url
-        self.seen: dict[str, int] = {}
         self._alert_keys: set[str] = set()
         self.clock = AlertClock()
         self._dirty = True
@@ -332,13 +414,12 @@ class FloorApp(App[None]):
         self._last_draw = time.monotonic()
         calls = self.client.calls
         ranked = rank(calls)
-        current = alerts(calls, self.seen)
+        current = alerts(calls)
         self._draw_alerts(current)
         self._draw_table(ranked, {a.call_id for a in current})
         self._draw_status(len(ranked), len(current))
         if isinstance(self.screen, CallScreen):
             self.screen.show(calls.get(self.screen.call_id))
-            mark_seen(calls, self.seen, self.screen.call_id)
             # The alert bar is on the board: while one call is open, new alerts come as toasts.
             for alert in current:
                 if alert.key not in self._alert_keys and alert.call_id != self.screen.call_id:
@@ -417,5 +498,23 @@ class FloorApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_acknowledge(self) -> None:
-        mark_seen(self.client.calls, self.seen)
+        """`a` on the board: acknowledge the highlighted call's alerts."""
+        table = self.table
+        if table.row_count and table.is_valid_row_index(table.cursor_row):
+            self.acknowledge(str(table.ordered_rows[table.cursor_row].key.value))
+
+    def acknowledge(self, call_id: str) -> None:
+        """Tell the hub (and through it the agent and every lead) that a lead is on the way to this call."""
+        self._lead({"type": "ack", "call_id": call_id}, "acknowledged: the agent sees \"your lead is coming\"")
+
+    def whisper(self, call_id: str, text: str) -> None:
+        """A short text for the agent's banner."""
+        self._lead({"type": "whisper", "call_id": call_id, "text": text}, f"whispered: {text}")
+
+    def _lead(self, message: dict[str, Any], done: str) -> None:
+        async def send() -> None:
+            sent = await self.client.send(message)
+            self.notify(done if sent else "not sent: the hub link is down", severity="information" if sent else "error")
+
+        self.run_worker(send(), exit_on_error=False)
         self._dirty = True

@@ -2,23 +2,29 @@
 
 One asyncio loop, one port: `/ws` is the websocket endpoint, any other GET serves the web wallboard's
 static files from monitor/floor/web/. Every client says hello with a token first (tokens.py); an agent
-publishes events of its own calls only, a viewer only listens. The hub folds events into the floor's
-state (state.py) and sends each viewer a snapshot, then coalesced deltas (protocol in docs/FLOOR.md).
+publishes events of its own calls only, a viewer watches and may acknowledge alerts or whisper to an
+agent. Every message is checked (validate.py) before the hub hands it to its backplane (backplane.py:
+this hub alone, or Redis shared by several hubs); what the backplane hands back is folded into the
+board (state.py) and sent to viewers as a snapshot, then coalesced deltas (protocol in docs/FLOOR.md).
 
 Why it stays cheap with thousands of agents: each delta is serialised once and the same text goes to
-every viewer; a viewer's pending deltas are kept per call (merged inside the 100 ms window), so a slow
-viewer costs at most one entry per call, never a growing queue, and one that stops reading is dropped.
+every viewer; a viewer's pending deltas are kept per call (merged inside the 100 ms window) and go out
+together as one `batch` frame, so a slow viewer costs at most one entry per call, never a growing
+queue. A viewer that stops reading is dropped: the listening socket's TCP_USER_TIMEOUT makes the kernel
+end a connection whose peer has not taken data for SLOW_VIEWER_S (snapshot or not), and a viewer whose
+send has not finished by then gets nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import mimetypes
 import re
 import resource
+import secrets
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -30,22 +36,28 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
 from ..errors import BadInput
-from ..events import CallStarted, event_from_dict
+from ..events import TranscriptFinal, event_from_dict
+from ..redact import redact_text
 from . import protocol as P
-from .state import Delta, FloorState, Removed
+from .backplane import Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
+from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, Removed
 from .tokens import Grant, TokenStore
+from .validate import ID, MAX_SHORT, Invalid, check_event, loads
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("callmon.audit")  # leads' acknowledgements and whispers: always logged
+audit.setLevel(logging.INFO)
 
 WEB_DIR = Path(__file__).parent / "web"
-SLOW_VIEWER_S = 10.0  # a viewer whose send has not completed for this long is dropped
-MAX_CALLS_PER_AGENT = 16  # calls of one agent on the board; its oldest ended ones make room for a new one
-MAX_CALL_ID = 64
+SLOW_VIEWER_S = P.SLOW_VIEWER_S
+FLUSH_S = 0.5  # how often a hub on Redis writes the calls it took entries for to their hashes
+CATCH_UP_S = 5.0  # how long a resuming viewer waits for this hub to reach its position on the stream
+OUTBOX_MAX = 20_000  # accepted messages waiting for the backplane; beyond this agents are told to slow down
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -66,19 +78,26 @@ class HubSettings:
     rate_burst: float = P.RATE_BURST
     coalesce_s: float = P.COALESCE_S
     web_dir: Path = field(default=WEB_DIR)
+    redis: str | None = None  # redis://HOST:PORT/DB: join that backplane; None: this hub alone
 
 
 class _Viewer:
-    """One subscribed dashboard: its pending deltas (one per call) and the task that sends them."""
+    """One subscribed dashboard: its snapshot, its pending deltas (one per call) and the task that sends them."""
 
-    def __init__(self, ws: ServerConnection, name: str, coalesce_s: float) -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection, grant: Grant) -> None:
+        self.hub = hub
         self.ws = ws
-        self.name = name
-        self.coalesce_s = coalesce_s
+        self.grant = grant
+        self.name = grant.name
+        self.coalesce_s = hub.settings.coalesce_s
+        self.first: bytes | None = None  # the snapshot, sent before anything else
         self.pending: dict[str, Delta] = {}
+        self.notices: list[bytes] = []  # status messages, sent with the next frame
         self.last_sent: dict[str, float] = {}
         self.wake = asyncio.Event()
         self.busy_since: float | None = None  # loop time a send began that has not finished
+        self.pos: str | None = None  # every entry up to here has reached this viewer
+        self.lead_bucket = P.TokenBucket(P.LEAD_PER_S, P.LEAD_BURST)
 
     def push(self, delta: Delta) -> None:
         """Queue a delta; inside the call's window it merges with the one already waiting."""
@@ -86,16 +105,36 @@ class _Viewer:
         self.pending[delta.call_id] = delta if waiting is None else waiting.merged(delta)
         self.wake.set()
 
+    def notice(self, message: dict[str, Any]) -> None:
+        """Queue a status message for the next frame."""
+        self.notices.append(P.dumps(message).encode())
+        self.wake.set()
+
+    async def _send(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self.busy_since = loop.time()
+        try:
+            await self.ws.send(data, text=True)
+        except ConnectionClosed:
+            if loop.time() - self.busy_since > 1.0:  # the kernel gave up on a peer that took nothing
+                log.warning("viewer %s stopped reading; dropped", self.name)
+            raise
+        self.busy_since = None
+
     async def run(self) -> None:
-        """Send pending deltas as their calls' windows open, until the connection closes."""
+        """The snapshot, then pending deltas as their calls' windows open, until the connection closes."""
         loop = asyncio.get_running_loop()
         while True:
-            await self.wake.wait()
+            if self.first is not None:  # the first snapshot, or a fresh one after the hub reloaded its board
+                first, self.first = self.first, None
+                await self._send(first)
+            if not (self.pending or self.notices):
+                await self.wake.wait()
             self.wake.clear()
-            while self.pending:
+            while (self.pending or self.notices) and self.first is None:
                 now = loop.time()
                 next_open = None
-                texts = []
+                texts, self.notices = self.notices, []
                 for call_id in list(self.pending):
                     opens = self.last_sent.get(call_id, -1.0) + self.coalesce_s
                     if opens > now:
@@ -108,9 +147,9 @@ class _Viewer:
                     else:
                         self.last_sent[call_id] = now
                 if texts:
-                    self.busy_since = now
-                    await _send_all(self.ws, texts)
-                    self.busy_since = None
+                    if not self.pending:
+                        self.pos = self.hub.pos  # deltas are pushed as entries fold: nothing before pos waits
+                    await self._send(P.batch_frame(texts, self.pos))
                 elif next_open is not None:
                     # only deltas inside their window are left: wait for the first window, or for news
                     try:
@@ -121,102 +160,44 @@ class _Viewer:
                     self.wake.clear()
 
 
-async def _send_all(ws: ServerConnection, texts: list[bytes]) -> None:
-    """Send text frames in one write: a send() per frame costs a syscall each, the hub's largest cost with
-    thousands of calls. `send_context` keeps websockets' state checks, flow control and error handling;
-    the frames are built by its sans-I/O protocol and written together."""
-    if len(texts) == 1 or not hasattr(ws, "send_context"):
-        for text in texts:
-            await ws.send(text, text=True)
-        return
-    async with ws.send_context():
-        protocol = ws.protocol
-        for text in texts:
-            protocol.send_text(text)
-        # Only text frames were queued on an open connection (send_context checked), so there is no
-        # end-of-stream marker among the chunks; send_context's own flush then finds nothing left to write.
-        ws.transport.write(b"".join(protocol.data_to_send()))
-
-
-class _FrameConnection(ServerConnection):
-    """A server connection that can hand whole text frames to a callback as they arrive.
-
-    An agent sends several messages a second and there are thousands of agents: the usual path (a frame
-    queued, a future resolved, the handler task woken for each `recv`) was a large share of the hub's CPU.
-    `process_event` is websockets' documented override point for incoming frames; anything but a whole
-    text frame (control frames, binary, fragments) still takes the usual path.
-    """
-
-    on_text: Callable[[bytes], None] | None = None
-
-    def process_event(self, event: Any) -> None:
-        on_text = self.on_text
-        if on_text is not None and event.opcode is Opcode.TEXT and event.fin:
-            on_text(event.data)
-            return
-        super().process_event(event)
-
-
 class _AgentLink:
-    """One agent connection's checks: rate limit, bad-message allowance, its answers and its close."""
+    """One agent connection: its grant and its rate limit."""
 
-    def __init__(self, hub: Hub, ws: ServerConnection, grant: Grant) -> None:
-        s = hub.settings
-        self.hub = hub
+    def __init__(self, ws: ServerConnection, grant: Grant, settings: HubSettings) -> None:
         self.ws = ws
-        self.agent_id = grant.agent_id
-        self.loop = asyncio.get_running_loop()
-        self.bucket = P.TokenBucket(s.rate_per_s, s.rate_burst)
-        self.mistakes = P.TokenBucket(1.0, 10.0)  # bad messages are answered, but not without end
-        self.closing = False
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def frame(self, raw: bytes) -> None:
-        """One message from the agent (called from the connection's data callback: never blocks)."""
-        if self.closing:
-            return
-        try:
-            now = self.loop.time()
-            if not self.bucket.take(now):
-                self._close("rate limit")
-                return
-            problem, fatal = self.hub._agent_message(raw, self.agent_id, self.hub.state)
-            if problem is None:
-                return
-            self._spawn(self.ws.send(P.dumps(P.error(problem))))
-            if fatal or not self.mistakes.take(now):
-                self._close(problem if fatal else "too many bad messages")
-        except Exception:  # a bug here must not take the connection's reader down with it
-            log.exception("agent %s: message dropped", self.agent_id)
-
-    def _close(self, reason: str) -> None:
-        self.closing = True
-        log.warning("agent %s closed: %s", self.agent_id, reason)
-        self._spawn(self.ws.close(P.POLICY_VIOLATION, _close_reason(reason)))
-
-    def _spawn(self, coro: Any) -> None:
-        """Answers go out in order, as tasks (the caller cannot await)."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), ConnectionClosed):
-            log.warning("agent %s: %s", self.agent_id, task.exception())
+        self.grant = grant
+        self.agent_id = grant.agent_id or ""
+        self.bucket = P.TokenBucket(settings.rate_per_s, settings.rate_burst)
 
 
 class Hub:
-    """The server: authentication, the floor state, and fan-out to viewers."""
+    """The server: authentication, validation, the backplane, the floor state, and fan-out to viewers."""
 
     def __init__(self, settings: HubSettings, tokens: TokenStore, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
         self.tokens = tokens
         self.ssl_context = ssl_context
+        self.id = secrets.token_hex(4)  # marks this hub's entries on a shared backplane
         self.state = FloorState(
             stale_s=settings.stale_s, remove_after_s=settings.remove_after_s, forget_stale_s=settings.forget_stale_s,
         )
+        if settings.redis:
+            self.backplane: LocalBackplane | RedisBackplane = RedisBackplane(
+                settings.redis, remove_after_s=settings.remove_after_s, forget_stale_s=settings.forget_stale_s)
+        else:
+            self.backplane = LocalBackplane()
         self.viewers: set[_Viewer] = set()
+        self.agents: dict[str, set[_AgentLink]] = {}  # agent id -> its links to this hub
+        self.links: dict[ServerConnection, Grant] = {}  # every welcomed client, for revocation
+        self.pos: str | None = None  # the last backplane position folded
+        self.dirty: dict[str, str] = {}  # calls this hub took entries for since the last flush -> position
+        self.claims: dict[str, str] = {}  # call id -> agent id: call.started accepted here, not yet folded back
+        self.outbox: list[dict[str, Any]] = []
+        self.outbox_ready = asyncio.Event()
+        self.moved = asyncio.Event()  # set when the board folds a new position (resuming viewers wait on it)
+        self.reload_tokens = False  # set by SIGHUP
+        self.was_down = False  # the backplane was down since it was last ok
+        self.reloading = False  # the board is being reloaded from the backplane
         self.port: int | None = None
 
     # --- serving ----------------------------------------------------------------------------
@@ -224,25 +205,29 @@ class Hub:
     async def run(self, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
         """Serve until `stop` is set; `ready(port)` once listening (the real port when 0 was asked)."""
         s = self.settings
+        await self.backplane.start(self._fold, self._reset, self._backplane_status)
+        sock = _listen(s.host, s.port)
         async with serve(
-            self._handler, s.host, s.port, process_request=self._http, ssl=self.ssl_context,
+            self._handler, sock=sock, process_request=self._http, ssl=self.ssl_context,
             max_size=s.max_message, compression=None,  # loopback/LAN: deflate would cost more CPU than it saves
-            create_connection=_FrameConnection,
             open_timeout=10, close_timeout=2,
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             if ready is not None:
                 ready(self.port)
-            ticker = asyncio.create_task(self._tick_loop())
+            tasks = [asyncio.create_task(self._tick_loop()), asyncio.create_task(self._write_loop())]
             try:
                 await stop.wait()
             finally:
-                ticker.cancel()
+                for task in tasks:
+                    task.cancel()
+                await self.backplane.stop()
 
     async def _tick_loop(self) -> None:
-        """Stale calls, removed calls, stuck viewers: checked a few times per stale period."""
+        """Stale and removed calls, stuck viewers, the token file, and (on Redis) the calls' hashes."""
         loop = asyncio.get_running_loop()
-        period = max(0.05, min(1.0, self.settings.stale_s / 4))
+        period = max(0.05, min(FLUSH_S, self.settings.stale_s / 4))
+        next_tokens = 0.0
         while True:
             await asyncio.sleep(period)
             for delta in self.state.tick(time.time()):
@@ -251,11 +236,138 @@ class Hub:
             for viewer in list(self.viewers):
                 if viewer.busy_since is not None and now - viewer.busy_since > SLOW_VIEWER_S:
                     log.warning("viewer %s stopped reading; dropped", viewer.name)
-                    viewer.ws.transport.abort()  # its buffer is full: a close frame could not get out either
+                    self.viewers.discard(viewer)
+                    viewer.busy_since = None
+                    viewer.wake.set()
+            if self.reload_tokens or now >= next_tokens:
+                self._check_tokens(force=self.reload_tokens)
+                self.reload_tokens = False
+                next_tokens = now + P.TOKEN_CHECK_S
+            if self.dirty and isinstance(self.backplane, RedisBackplane) and self.backplane.status == "ok":
+                dirty, self.dirty = self.dirty, {}
+                try:
+                    await self.backplane.save({c: (self.state.export(c), pos) for c, pos in dirty.items()})
+                except Exception as exc:  # Redis went away: the reader says so; keep them for the next flush
+                    log.debug("saving calls failed: %s", exc)
+                    self.dirty = {**dirty, **self.dirty}
+
+    def _check_tokens(self, force: bool) -> None:
+        """Re-read the token file if it changed (always on SIGHUP) and close links whose token is gone or expired."""
+        if self.tokens.reload(force):
+            log.info("token file %s re-read: %d token(s)", self.tokens.path, len(self.tokens.grants))
+        now = time.time()
+        for ws, grant in list(self.links.items()):
+            if not self.tokens.still_valid(grant, now):
+                why = "token expired" if grant in self.tokens.grants else "token revoked"
+                del self.links[ws]
+                log.warning("%s %s closed: %s", grant.role, grant.name, why)
+                _spawn(ws.close(P.POLICY_VIOLATION, why))
 
     def _broadcast(self, delta: Delta) -> None:
         for viewer in self.viewers:
             viewer.push(delta)
+
+    # --- the backplane ------------------------------------------------------------------------
+
+    def _submit(self, item: dict[str, Any]) -> None:
+        """Hand an accepted message to the backplane (in order, batched by the writer)."""
+        self.outbox.append(item)
+        self.outbox_ready.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self.outbox_ready.wait()
+            self.outbox_ready.clear()
+            while self.outbox:
+                items, self.outbox = self.outbox[:1000], self.outbox[1000:]
+                if self.backplane.status in ("ok", "local"):
+                    try:
+                        await self.backplane.publish(items)
+                        continue
+                    except Exception as exc:  # the reader says so in the log; the status changes at once
+                        if isinstance(self.backplane, RedisBackplane):
+                            self.backplane.down(exc, quiet=True)
+                # Redis is down: serve what we have and fold our own agents here; they re-send once it is back.
+                for item in items:
+                    self._fold(Entry("", time.time(), item))
+
+    def _backplane_status(self, status: str) -> None:
+        if status == "ok" and self.was_down:
+            # What our agents sent meanwhile was folded here only: have them send their calls again, into Redis.
+            for links in self.agents.values():
+                for link in links:
+                    _spawn(link.ws.send(P.dumps(P.resync())))
+        self.was_down = status.startswith("down")
+        fresh = None
+        if status == "ok" and self.reloading:
+            self.reloading = False
+            fresh = P.dumps(P.snapshot(self.state.snapshot(), self.pos)).encode()
+        for viewer in self.viewers:
+            if fresh is not None:
+                viewer.pending.clear()
+                viewer.first = fresh
+                viewer.pos = self.pos
+            viewer.notice(P.status(status))
+
+    def _reset(self) -> None:
+        """The backplane came back without this hub's position: start the board over from it, give every viewer
+        a fresh snapshot once it is loaded, and ask our agents to send their calls again (Redis may have come
+        back empty)."""
+        self.state = FloorState(
+            stale_s=self.settings.stale_s, remove_after_s=self.settings.remove_after_s,
+            forget_stale_s=self.settings.forget_stale_s,
+        )
+        self.pos = None
+        for links in self.agents.values():
+            for link in links:
+                _spawn(link.ws.send(P.dumps(P.resync())))
+        self.reloading = True  # once loaded, every viewer gets a fresh snapshot (_backplane_status)
+
+    def _fold(self, entry: Entry) -> None:
+        """One backplane entry into the board: deltas to viewers, a lead's message to the agent if it is here."""
+        try:
+            self._fold_one(entry)
+        except Exception as exc:  # a bug must cost one entry, not the reader or the writer task
+            log.warning("skipped backplane entry %s: %s: %s", entry.pos or "(local)", type(exc).__name__, exc)
+
+    def _fold_one(self, entry: Entry) -> None:
+        data = entry.data
+        kind = data.get("k")
+        call_id = data.get("c")
+        deltas: list[Delta] = []
+        if kind == "r":
+            self.state.restore(data["call"])
+            return
+        if kind == "e":
+            try:
+                event = event_from_dict(data["m"])
+            except (ValueError, KeyError, TypeError):
+                log.debug("skipped an entry that is not an event: %s", str(data)[:200])
+                return
+            deltas = self.state.apply(event, entry.at)
+            if isinstance(call_id, str):
+                self.claims.pop(call_id, None)  # the board knows the call now
+        elif kind == "b" and isinstance(call_id, str):
+            deltas = self.state.heartbeat(call_id, entry.at)
+        elif kind == "l" and isinstance(call_id, str):
+            by, text, echo = str(data.get("by")), str(data.get("text") or ""), data.get("echo")
+            if data.get("kind") == "ack":
+                deltas = self.state.acknowledge(call_id, by, entry.at, echo)
+            else:
+                deltas = self.state.whisper(call_id, by, text, entry.at)
+            owner = self.state.owner(call_id)
+            if deltas and owner is not None and echo is None:  # an echo came from the agent: it has it
+                ack = deltas[-1].set.get("ack") if data.get("kind") == "ack" else None  # type: ignore[union-attr]
+                message = P.dumps(P.lead(call_id, str(data.get("kind")), by, text, ack))
+                for link in self.agents.get(owner, ()):
+                    _spawn(link.ws.send(message))
+        if entry.pos:
+            self.pos = entry.pos
+            self.moved.set()
+            if data.get("h") == self.id and isinstance(call_id, str):
+                self.dirty[call_id] = entry.pos
+        for delta in deltas:
+            self._broadcast(delta)
 
     # --- plain HTTP: the wallboard ----------------------------------------------------------
 
@@ -281,16 +393,21 @@ class Hub:
     # --- websocket clients ------------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
-        grant = await self._hello(ws)
-        if grant is None:
+        hello = await self._hello(ws)
+        if hello is None:
             return
-        if grant.role == "viewer":
-            await self._serve_viewer(ws, grant)
-        else:
-            await self._serve_agent(ws, grant)
+        grant, since = hello
+        self.links[ws] = grant
+        try:
+            if grant.role == "viewer":
+                await self._serve_viewer(ws, grant, since)
+            else:
+                await self._serve_agent(ws, grant)
+        finally:
+            self.links.pop(ws, None)
 
-    async def _hello(self, ws: ServerConnection) -> Grant | None:
-        """The client's token, checked; the grant, or None after closing the connection with 1008."""
+    async def _hello(self, ws: ServerConnection) -> tuple[Grant, str | None] | None:
+        """The client's token, checked; (the grant, the viewer's `since`), or None after closing with 1008."""
         try:
             async with asyncio.timeout(self.settings.hello_timeout_s):
                 raw = await ws.recv()
@@ -300,16 +417,16 @@ class Hub:
         except ConnectionClosed:
             return None
         try:
-            msg = json.loads(raw)
-        except ValueError:
+            msg = loads(raw)
+        except Invalid:
             msg = None
         if not isinstance(msg, dict) or msg.get("type") != "hello":
             await ws.close(P.POLICY_VIOLATION, 'the first message must be {"type": "hello", "token": ...}')
             return None
         token = msg.get("token")
-        grant = self.tokens.check(token) if isinstance(token, str) else None
+        grant = self.tokens.check(token) if isinstance(token, str) and len(token) <= 200 else None
         if grant is None:
-            log.warning("rejected a client from %s: bad or missing token", _peer(ws))
+            log.warning("rejected a client from %s: bad, revoked or expired token", _peer(ws))
             await ws.close(P.POLICY_VIOLATION, "bad token")
             return None
         try:
@@ -317,105 +434,247 @@ class Hub:
         except ConnectionClosed:
             return None
         log.info("%s %s connected from %s", grant.role, grant.name, _peer(ws))
-        return grant
+        since = msg.get("since")
+        return grant, since if valid_pos(since) else None
 
     async def _serve_agent(self, ws: ServerConnection, grant: Grant) -> None:
-        """Events and heartbeats from one agent's publisher, each checked before it touches the board.
-
-        On a `_FrameConnection` whole text frames are handled as they arrive (`on_text`); `recv` then only
-        returns what that path leaves (binary or fragmented messages) and ends when the connection closes.
-        """
-        link = _AgentLink(self, ws, grant)
-        if isinstance(ws, _FrameConnection):
-            ws.on_text = link.frame
+        """Events and heartbeats from one agent's publisher, each checked before it goes to the backplane."""
+        link = _AgentLink(ws, grant, self.settings)
+        self.agents.setdefault(link.agent_id, set()).add(link)
+        mistakes = P.TokenBucket(P.MISTAKES_PER_S, P.MISTAKES_BURST)  # bad messages are answered, not without end
+        loop = asyncio.get_running_loop()
         try:
-            while not link.closing:
-                link.frame(await ws.recv(decode=False))  # json.loads takes the UTF-8 bytes as they are
-            await ws.wait_closed()
+            async for raw in ws:
+                now = loop.time()
+                if not link.bucket.take(now):
+                    await self._close(ws, f"agent {link.agent_id}", "rate limit")
+                    return
+                problem, fatal = self._agent_message(link, raw)
+                if problem is None:
+                    continue
+                await ws.send(P.dumps(P.error(problem)))
+                if fatal or not mistakes.take(now):
+                    await self._close(ws, f"agent {link.agent_id}", problem if fatal else "too many bad messages")
+                    return
         except ConnectionClosed:
             pass
         finally:
-            if isinstance(ws, _FrameConnection):
-                ws.on_text = None
-            if link.tasks:
-                await asyncio.gather(*link.tasks, return_exceptions=True)
+            mine = self.agents.get(link.agent_id)
+            if mine is not None:
+                mine.discard(link)
+                if not mine:
+                    del self.agents[link.agent_id]
 
-    def _agent_message(self, raw: str | bytes, agent_id: str | None, state: FloorState) -> tuple[str | None, bool]:
-        """Apply one agent message; (what was wrong, whether it ends the connection), or (None, False)."""
+    async def _close(self, ws: ServerConnection, who: str, reason: str) -> None:
+        log.warning("%s closed: %s", who, reason)
+        await ws.close(P.POLICY_VIOLATION, _close_reason(reason))
+
+    def _agent_message(self, link: _AgentLink, raw: str | bytes) -> tuple[str | None, bool]:
+        """Check one agent message and submit it; (what was wrong, whether it ends the link), or (None, False)."""
         try:
-            data = json.loads(raw)
-        except ValueError:
-            return "not JSON", False
-        if not isinstance(data, dict):
-            return "a message is a JSON object", False
-        if data.get("type") == "heartbeat":
-            call_id = data.get("call_id")
-            owner = state.owner(call_id) if isinstance(call_id, str) else None
-            if owner is None:
-                return f"heartbeat for unknown call {str(call_id)[:64]!r}", False
-            if owner != agent_id:
-                return f"call {call_id} is not agent {agent_id}'s", True
-            delta = state.heartbeat(call_id, time.time())
-        else:
-            try:
+            data = loads(raw)
+        except Invalid as exc:  # not JSON, NaN or Infinity, nested too deeply
+            return str(exc), False
+        try:
+            if isinstance(data, dict) and data.get("type") == "lead":
+                item = _ack_echo(data)
+                call_id = item["c"]
+            elif isinstance(data, dict) and data.get("type") == "heartbeat":
+                call_id = data.get("call_id")
+                if not isinstance(call_id, str) or not ID.fullmatch(call_id) or set(data) != {"type", "call_id"}:
+                    raise Invalid("a heartbeat is {type: heartbeat, call_id}")
+                item: dict[str, Any] = {"k": "b", "c": call_id}
+            else:
+                check_event(data)
                 event = event_from_dict(data)
-            except ValueError as exc:
-                return f"invalid event: {exc}", False
-            owner = state.owner(event.call_id)
-            if len(event.call_id) > MAX_CALL_ID:
-                return f"call_id is longer than {MAX_CALL_ID} characters", False
-            if isinstance(event, CallStarted):
-                if event.agent_id != agent_id:
-                    return f"agent {agent_id} may not publish a call of agent {event.agent_id[:64]!r}", True
-                if owner is None:
-                    room = state.make_room(agent_id or "", MAX_CALLS_PER_AGENT)
-                    if room is None:
-                        return f"agent {agent_id} has {MAX_CALLS_PER_AGENT} calls that have not ended; end one first", False
-                    for gone in room:
-                        self._broadcast(gone)
-            elif owner is None:
-                return f"unknown call {event.call_id}: send its call.started first", False
-            if owner is not None and owner != agent_id:
-                return f"call {event.call_id} is not agent {agent_id}'s", True
-            delta = state.apply(event, time.time())
-        if delta is not None:
-            self._broadcast(delta)
+                call_id = event.call_id
+                item = {"k": "e", "c": call_id, "m": data}
+        except ValueError as exc:  # Invalid, or a field event_from_dict does not know
+            return f"invalid event: {exc}", False
+        agent_id = link.agent_id
+        # The board learns of a call only when its call.started comes back from the backplane; until then the
+        # claim made here says whose it is, so the call's next events (and another agent's) are judged at once.
+        owner = self.state.owner(call_id) or self.claims.get(call_id)
+        if data.get("type") == "call.started":
+            if data["agent_id"] != agent_id:
+                return f"agent {agent_id} may not publish a call of agent {data['agent_id']!r}", True
+            if owner is None:
+                if not self.state.has_room(agent_id, MAX_CALLS_PER_AGENT):
+                    return f"agent {agent_id} has {MAX_CALLS_PER_AGENT} calls that have not ended; end one first", False
+                owner = self.claims[call_id] = agent_id
+        elif owner is None:
+            what = "heartbeat for" if item["k"] == "b" else "unknown call"
+            return f"{what} {call_id}: send its call.started first" if what == "unknown call" else \
+                f"heartbeat for unknown call {call_id!r}", False
+        if owner != agent_id:
+            return f"call {call_id} is not agent {agent_id}'s", True
+        if len(self.outbox) >= OUTBOX_MAX:
+            return "the hub is overloaded; message dropped", False
+        if item["k"] == "l":
+            audit.info("agent %s gave back the acknowledgement by %s of call %s", agent_id, item["by"], call_id)
+        item["h"] = self.id
+        self._submit(item)
         return None, False
 
-    async def _serve_viewer(self, ws: ServerConnection, grant: Grant) -> None:
-        """A snapshot, then deltas from the viewer's sender task; a viewer that publishes is closed."""
-        viewer = _Viewer(ws, grant.name, self.settings.coalesce_s)
-        text = P.dumps(P.snapshot(self.state.snapshot()))
-        self.viewers.add(viewer)  # from here on it gets every delta after the snapshot it is about to receive
-        sender: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
-        bucket = P.TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
-        try:
-            await ws.send(text)
-            sender = asyncio.create_task(viewer.run())
-            async for raw in ws:
-                if not bucket.take(loop.time()):
-                    await ws.close(P.POLICY_VIOLATION, "rate limit")
-                    return
+    async def _serve_viewer(self, ws: ServerConnection, grant: Grant, since: str | None) -> None:
+        """A snapshot (or a resume), then deltas from the viewer's sender task; acks and whispers in."""
+        if since is not None and self.pos is not None:
+            # A viewer coming from a hub further along the stream: let this one catch up first, or the board it
+            # gets would go back in time.
+            loop = asyncio.get_running_loop()
+            end = loop.time() + CATCH_UP_S
+            while self.pos is not None and pos_key(self.pos) < pos_key(since) and loop.time() < end:
+                self.moved.clear()
                 try:
-                    data = json.loads(raw)
-                except ValueError:
-                    data = None
-                await ws.send(P.dumps(P.error("a viewer may only subscribe; it sends nothing after hello")))
-                if isinstance(data, dict) and (data.get("type") == "heartbeat" or "schema" in data):
-                    log.warning("viewer %s closed: tried to publish", grant.name)
-                    await ws.close(P.POLICY_VIOLATION, "a viewer may not publish")
-                    return
-        except ConnectionClosed:
-            pass
+                    async with asyncio.timeout(max(0.0, end - loop.time())):
+                        await self.moved.wait()
+                except TimeoutError:
+                    break
+        viewer = _Viewer(self, ws, grant)
+        self.viewers.add(viewer)  # from here on it gets every delta after the snapshot it is about to receive
+        upto = self.pos
+        resumed = None
+        if since is not None and upto is not None:
+            try:
+                resumed = await self.backplane.since(since, upto)
+            except Exception as exc:  # Redis went away meanwhile: a fresh snapshot from what this hub has
+                log.debug("resume from %s failed: %s", since, exc)
+        if resumed is None:
+            viewer.pending.clear()  # the snapshot below holds all of it
+            calls = self.state.snapshot()
+            viewer.first = P.dumps(P.snapshot(calls, self.pos)).encode()
+            viewer.pos = self.pos
+        else:
+            lines: dict[str, list[dict[str, Any]]] = {}
+            for entry in resumed:
+                if entry.data.get("k") == "e" and entry.data["m"].get("type") == TranscriptFinal.type:
+                    m = entry.data["m"]
+                    lines.setdefault(m["call_id"], []).append({"role": m["role"], "text": m["text"], "t": round(m["start"], 1)})
+            calls = [{**view, "transcript": lines.get(view["call_id"], [])[-P.TRANSCRIPT_TAIL * 5:]}
+                     for view in self.state.snapshot()]
+            viewer.first = P.dumps(P.snapshot(calls, upto, resumed=True)).encode()
+            viewer.pos = upto
+        if self.backplane.status != "local":
+            viewer.notice(P.status(self.backplane.status))
+        sender = asyncio.create_task(viewer.run())
+        reader = asyncio.create_task(self._viewer_reader(viewer))
+        try:
+            while viewer in self.viewers and not sender.done() and not reader.done():
+                await asyncio.wait({sender, reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.viewers.discard(viewer)
-            if sender is not None:
-                sender.cancel()
+            for task in (sender, reader):
+                task.cancel()
                 try:
-                    await sender
+                    await task
                 except (asyncio.CancelledError, ConnectionClosed):
                     pass
+
+    async def _viewer_reader(self, viewer: _Viewer) -> None:
+        """What a lead sends: acknowledgements and whispers; a viewer that publishes is closed."""
+        ws, grant = viewer.ws, viewer.grant
+        loop = asyncio.get_running_loop()
+        bucket = P.TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
+        mistakes = P.TokenBucket(P.MISTAKES_PER_S, P.MISTAKES_BURST)
+        async for raw in ws:
+            now = loop.time()
+            if not bucket.take(now):
+                await self._close(ws, f"viewer {grant.name}", "rate limit")
+                return
+            try:
+                data = loads(raw)
+            except Invalid as exc:
+                data, problem = None, str(exc)
+            else:
+                problem = None
+            if isinstance(data, dict) and (data.get("type") == "heartbeat" or "schema" in data):
+                await ws.send(P.dumps(P.error("a viewer may not publish")))
+                await self._close(ws, f"viewer {grant.name}", "a viewer may not publish")
+                return
+            if problem is None:
+                problem = self._lead_message(viewer, data, now)
+            if problem is not None:
+                await ws.send(P.dumps(P.error(problem)))
+                if not mistakes.take(now):
+                    await self._close(ws, f"viewer {grant.name}", "too many bad messages")
+                    return
+
+    def _lead_message(self, viewer: _Viewer, data: Any, now: float) -> str | None:
+        """An acknowledgement or a whisper from a lead, checked, audited and submitted; else what is wrong."""
+        if not isinstance(data, dict) or data.get("type") not in ("ack", "whisper"):
+            return 'a viewer sends only {"type": "ack", "call_id"} or {"type": "whisper", "call_id", "text"}'
+        call_id = data.get("call_id")
+        if not isinstance(call_id, str) or self.state.owner(call_id) is None:
+            return f"no call {str(call_id)[:64]!r} on the board"
+        text = ""
+        if data["type"] == "whisper":
+            raw = data.get("text")
+            if not isinstance(raw, str) or not raw.strip():
+                return "a whisper needs text"
+            if len(raw) > MAX_SHORT:
+                return f"a whisper is at most {MAX_SHORT} characters"
+            text = redact_text(_CONTROL.sub(" ", raw).strip())
+        if not viewer.lead_bucket.take(now):
+            return "too many acknowledgements and whispers; wait a moment"
+        owner = self.state.owner(call_id)
+        if data["type"] == "ack":
+            audit.info("viewer %s acknowledged the alerts of %s's call %s", viewer.name, owner, call_id)
+        else:
+            audit.info("viewer %s whispered to %s's call %s: %s", viewer.name, owner, call_id, text)
+        self._submit({"k": "l", "c": call_id, "kind": data["type"], "by": viewer.name, "text": text, "h": self.id})
+        return None
+
+
+def _ack_echo(data: dict[str, Any]) -> dict[str, Any]:
+    """An acknowledgement an agent's publisher gives back after a reconnect, checked; the backplane item."""
+    ack = data.get("ack")
+    call_id, by = data.get("call_id"), data.get("by")
+    if (data.get("kind") != "ack" or not isinstance(call_id, str) or not ID.fullmatch(call_id)
+            or not isinstance(by, str) or not ID.fullmatch(by) or not isinstance(ack, dict)):
+        raise Invalid('an agent gives back only {"type": "lead", "kind": "ack", "call_id", "by", "ack"}')
+    requests, nudges, at = ack.get("requests"), ack.get("nudges"), ack.get("at")
+    if (isinstance(requests, bool) or not isinstance(requests, int) or not 0 <= requests <= 1000
+            or not isinstance(nudges, list) or len(nudges) > 20
+            or not all(isinstance(n, str) and ID.fullmatch(n) for n in nudges)
+            or isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 <= at < 1e11):
+        raise Invalid("the acknowledgement given back is malformed")
+    return {"k": "l", "c": call_id, "kind": "ack", "by": by, "text": "",
+            "echo": {"requests": requests, "nudges": nudges, "at": at}}
+
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    """Run a send or close the caller cannot await; its failure (the peer went away) is not an error."""
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_done)
+
+
+def _done(task: asyncio.Task[Any]) -> None:
+    _tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), ConnectionClosed):
+        log.debug("a send failed: %s", task.exception())
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, with TCP_USER_TIMEOUT: the kernel ends any connection whose peer has not taken
+    what the hub sent for SLOW_VIEWER_S, so a viewer that stops reading mid-snapshot holds no memory."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(SLOW_VIEWER_S * 800))
+        sock.bind(addr)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _close_reason(text: str) -> str:
@@ -473,17 +732,22 @@ def run_hub(settings: HubSettings) -> int:
         nonlocal listening
         listening = True
         where = f"{settings.host}:{port}"
+        backplane = f"on redis {settings.redis}" if settings.redis else "alone (no --redis)"
         print(
             f"callmon hub: listening on {ws_scheme}://{where}{P.WS_PATH}, wallboard at {http_scheme}://{where}/ "
-            f"({agents} agent and {viewers} viewer tokens)",
+            f"({agents} agent and {viewers} viewer tokens; {backplane})",
             file=sys.stderr, flush=True,
         )
+
+    def hangup() -> None:
+        hub.reload_tokens = True
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, hangup)
         await hub.run(stop, ready)
 
     try:

@@ -24,20 +24,27 @@ FORGET_STALE_S = 600.0  # a stale call whose agent never comes back leaves the b
 COALESCE_S = 0.1  # per viewer, at most one update per call this often
 TRANSCRIPT_TAIL = 20  # transcript lines a CALL keeps
 
-POLICY_VIOLATION = 1008  # bad token, no hello, a viewer publishing, another agent's call, rate limit
+MISTAKES_PER_S = 1.0  # malformed messages a link may send, sustained, before it is closed...
+MISTAKES_BURST = 10.0  # ...and in one burst
+LEAD_PER_S = 0.5  # acknowledgements and whispers one lead may send, sustained...
+LEAD_BURST = 5.0  # ...and in one burst
+SLOW_VIEWER_S = 10.0  # a viewer whose send (snapshot included) has not completed for this long is dropped
+TOKEN_CHECK_S = 1.0  # how often the hub looks at the token file and at expiry dates
+
+POLICY_VIOLATION = 1008  # bad token, no hello, a viewer publishing, another agent's call, rate limit, revoked
 MESSAGE_TOO_BIG = 1009  # a frame above MAX_MESSAGE (websockets closes it itself)
 
 ROLES = ("agent", "viewer")
 
 
 def dumps(message: dict[str, Any]) -> str:
-    """A message as the compact JSON text frame the floor sends."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    """A message as the compact JSON text frame the floor sends (never NaN or Infinity: browsers reject them)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def hello(token: str) -> dict[str, Any]:
-    """The first message of every client."""
-    return {"type": "hello", "token": token}
+def hello(token: str, since: str | None = None) -> dict[str, Any]:
+    """The first message of every client; a viewer that reconnects gives the last position it saw."""
+    return {"type": "hello", "token": token} if since is None else {"type": "hello", "token": token, "since": since}
 
 
 def welcome(role: str, agent_id: str | None) -> dict[str, Any]:
@@ -55,9 +62,38 @@ def heartbeat(call_id: str) -> dict[str, Any]:
     return {"type": "heartbeat", "call_id": call_id}
 
 
-def snapshot(calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every call on the board, sent to a viewer once after its welcome."""
-    return {"type": "snapshot", "calls": calls}
+def snapshot(calls: list[dict[str, Any]], pos: str | None, resumed: bool = False) -> dict[str, Any]:
+    """Every call on the board, sent to a viewer once after its welcome, stamped with the position it is at.
+
+    `resumed`: the viewer said `since` and the hub still had what followed it, so each call's `transcript`
+    holds only the lines after that position (the viewer keeps those it has).
+    """
+    return {"type": "snapshot", "pos": pos, "resumed": resumed, "calls": calls}
+
+
+def batch_frame(texts: list[bytes], pos: str | None) -> bytes:
+    """Several pre-serialised messages as one `batch` frame, without parsing them again."""
+    head = b'{"type":"batch","pos":' + dumps(pos).encode() + b',"messages":['  # type: ignore[arg-type]
+    return head + b",".join(texts) + b"]}"
+
+
+def status(backplane: str) -> dict[str, Any]:
+    """The hub's link to its backplane, for viewers' status lines: "ok", "local" or "down: why"."""
+    return {"type": "status", "backplane": backplane}
+
+
+def lead(call_id: str, kind: str, by: str, text: str = "", ack: dict[str, Any] | None = None) -> dict[str, Any]:
+    """To an agent: a lead acknowledged its call's alert ("ack", with what it covered) or whispered to it
+    ("whisper"). The publisher gives an ack back after a reconnect, so a restarted hub alone keeps it."""
+    message = {"type": "lead", "call_id": call_id, "kind": kind, "by": by, "text": text}
+    if ack is not None:
+        message["ack"] = ack
+    return message
+
+
+def resync() -> dict[str, Any]:
+    """To an agent: the hub lost its state (its backplane came back empty): send your calls' full state again."""
+    return {"type": "resync"}
 
 
 def removed(call_id: str) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 The pipeline thread calls the publisher with each event. It redacts the event (transcripts are personal
 data and must not leave the agent's process unredacted), serialises it, puts it in a bounded queue and
 returns at once. A daemon thread with its own asyncio loop connects, says hello, sends the queue in
-order with heartbeats, and reconnects with backoff when the hub goes away; after a reconnect it sends
-the call's call.started again so the hub (perhaps restarted) knows the call. The agent's coaching is
-the same whether the hub is up, down, or rejects the token.
+order with heartbeats, and reconnects with backoff when the hub goes away; after a reconnect (or when
+the hub asks, `resync`) it first sends the call's full state again (call.started, the last transcript
+lines, the active nudges, the supervisor requests, the latest metrics, call.ended), so a restarted hub
+loses nothing; the hub's fold ignores what it already has. It says once on stderr when it cannot reach
+the hub (and the TUI shows `link`). A lead's acknowledgement or whisper from the hub goes to `on_lead`.
+The agent's coaching is the same whether the hub is up, down, or rejects the token.
 
 What is sent: every event except partial transcripts (the board shows finals only), and metrics thinned
 to about 4 a second of call time (the board needs the latest state, not every 100 ms block; a change of
@@ -17,18 +20,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import ssl
 import sys
 import threading
 import time
 from collections import deque
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import Any
 
-from ..errors import BadInput
-from ..events import CallEnded, CallStarted, Event, Metrics, TranscriptFinal, TranscriptPartial
+from ..events import (
+    CallEnded,
+    CallStarted,
+    Event,
+    Metrics,
+    Nudge,
+    NudgeCleared,
+    SupervisorRequested,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 from ..redact import redact_event
 from . import protocol as P
+from .link import Backoff, TokenRefused, describe, say_hello, ws_url
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +59,18 @@ class HubPublisher:
 
     def __init__(
         self, url: str, token: str, agent_id: str, *, buffer: int = 2000, ssl_context: ssl.SSLContext | None = None,
+        on_lead: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise BadInput(f"--hub must be a ws:// or wss:// URL such as ws://floor-hub:8765, got {url!r}")
-        try:
-            parts.port  # noqa: B018 (a bad port raises here, not in the background thread)
-        except ValueError:
-            raise BadInput(f"--hub {url!r} has a bad port; e.g. ws://floor-hub:8765") from None
-        self.url = url if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}{P.WS_PATH}"
+        # Several hubs on one backplane: "ws://hub-a:8765,ws://hub-b:8765"; a link that fails moves to the next.
+        self.urls = [ws_url(u, web=False) for u in url.split(",") if u.strip()] or [ws_url(url, web=False)]
+        self.url = self.urls[0]
         self.token = token
+        self.on_lead = on_lead  # called on the publisher's thread with each `lead` message for our call
+        self.lead: list[dict[str, Any]] = []  # the lead messages received, in order
+        self._state: dict[str, Any] = {"finals": deque(maxlen=P.TRANSCRIPT_TAIL), "nudges": {}, "requests": [],
+                                       "metrics": None, "ended": None}
+        self._warned = False  # one warning line per outage
+        self._resend = False  # send the call's full state before the queue
         self.agent_id = agent_id
         self.buffer = max(2, buffer)
         self.ssl_context = ssl_context
@@ -103,6 +118,7 @@ class HubPublisher:
         kind = _METRICS if isinstance(event, Metrics) else _KEEP if isinstance(event, (CallStarted, CallEnded)) else _OTHER
         item = (kind, text)
         with self._lock:
+            self._remember(event, text)
             if kind == _METRICS:
                 if self._queued_metrics is not None:
                     try:
@@ -121,6 +137,42 @@ class HubPublisher:
                 self._live = False
         self._notify()
 
+    def _remember(self, event: Event, text: str) -> None:
+        """Keep what a restarted hub needs to show the call as it was (the caller holds the lock)."""
+        state = self._state
+        if isinstance(event, CallStarted) and event.call_id != self._call_id:
+            state["finals"].clear()
+            state["nudges"].clear()
+            state["requests"].clear()
+            state["metrics"] = state["ended"] = None
+        if isinstance(event, TranscriptFinal):
+            state["finals"].append(text)
+        elif isinstance(event, Nudge):
+            state["nudges"][event.id] = text
+        elif isinstance(event, NudgeCleared):
+            state["nudges"].pop(event.id, None)
+        elif isinstance(event, SupervisorRequested):
+            state["requests"] = [*state["requests"][-19:], text]
+        elif isinstance(event, Metrics):
+            state["metrics"] = text
+        elif isinstance(event, CallEnded):
+            state["ended"] = text
+
+    def _full_state(self) -> list[str]:
+        """The call's state as messages, oldest first (the caller holds the lock)."""
+        if self._started is None:
+            return []
+        state = self._state
+        texts = [self._started, *state["finals"], *state["nudges"].values(), *state["requests"]]
+        if state["metrics"] is not None:
+            texts.append(state["metrics"])
+        if state["ended"] is not None:
+            texts.append(state["ended"])
+        acks = [m for m in self.lead if m.get("kind") == "ack" and m.get("call_id") == self._call_id and "ack" in m]
+        if acks:  # the lead's acknowledgement, given back: a restarted hub alone would have lost it
+            texts.append(P.dumps(acks[-1]))
+        return texts
+
     def _drop_oldest(self) -> None:
         """Make room: the oldest metrics goes first, then the oldest other event; never call.started/ended."""
         for kind in (_METRICS, _OTHER):
@@ -137,6 +189,17 @@ class HubPublisher:
                 loop.call_soon_threadsafe(wake.set)
             except RuntimeError:  # the loop closed between the check and the call
                 pass
+
+    @property
+    def lead_note(self) -> str | None:
+        """What the agent's banner says of the lead: "your lead is coming", the latest whisper, or None."""
+        for message in reversed(self.lead):
+            who = str(message.get("by") or "your lead")
+            if message.get("kind") == "whisper":
+                return f"✉ {who}: {message.get('text', '')}"
+            if message.get("kind") == "ack":
+                return f"➜ your lead is coming ({who})"
+        return None
 
     @property
     def link(self) -> str:
@@ -169,26 +232,34 @@ class HubPublisher:
         self._wake = asyncio.Event()
         self._loop = loop
         self._ready.set()
-        delay = BACKOFF_FIRST_S
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while not self._rejected:
             self._link = "connecting"
             try:
                 reason = await self._connect_and_send()
                 if reason is None:
                     return  # closed after flushing
-                delay = BACKOFF_FIRST_S if reason.startswith("!") else delay
+                if reason.startswith("!"):
+                    backoff.reset()
                 reason = reason.lstrip("!")
+            except TokenRefused as exc:
+                self._reject(f"hub rejected the token ({exc})")
+                return
             except Exception as exc:  # refused, timed out, a handshake or TLS failure: the same backoff
-                reason = _describe(exc)
+                reason = describe(exc, self.url)
             if self._rejected:
                 return
+            if not self._warned:
+                self._warned = True
+                print(f"callmon: warning: cannot reach the hub at {self.url} ({reason}); the call goes on, "
+                      "retrying in the background", file=sys.stderr, flush=True)
             if self._closing:
                 return  # one try was made during close; the hub is not there
-            pause = delay * random.uniform(0.8, 1.2)
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+            pause = backoff.next() if self.url == self.urls[0] else 0.05
             self._link = f"down: {reason}, retrying in {pause:.1f} s"
             log.debug("hub link %s", self._link)
             await self._sleep(pause)
-            delay = min(delay * 2, BACKOFF_MAX_S)
 
     async def _sleep(self, seconds: float) -> None:
         """Wait, but wake early on close so the last events still get one try."""
@@ -209,28 +280,25 @@ class HubPublisher:
         """One connection: hello, then the queue and heartbeats. None after a clean close; else why it ended
         (prefixed "!" when the link had been up, so the backoff starts over)."""
         from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed
 
         open_timeout = min(5.0, self._remaining()) if self._closing else 5.0
         kwargs = {"ssl": self.ssl_context} if self.ssl_context is not None and self.url.startswith("wss:") else {}
         async with connect(self.url, open_timeout=open_timeout, close_timeout=1.0, compression=None, **kwargs) as ws:
-            await ws.send(P.dumps(P.hello(self.token)))
-            try:
-                async with asyncio.timeout(min(P.HELLO_TIMEOUT_S, self._remaining()) if self._closing else P.HELLO_TIMEOUT_S):
-                    reply = await ws.recv()
-            except ConnectionClosed as exc:
-                if exc.rcvd is not None and exc.rcvd.code == P.POLICY_VIOLATION:
-                    self._reject(f"hub rejected the token ({exc.rcvd.reason or 'policy violation'})")
-                return f"hub closed the link ({_close_text(exc)})"
-            if _message_type(reply) != "welcome":
-                return f"hub answered the hello with {str(reply)[:80]!r}"
+            await say_hello(ws, self.token, wait_s=min(P.HELLO_TIMEOUT_S, self._remaining()) if self._closing
+                            else P.HELLO_TIMEOUT_S)
             self._link = "connected"
+            if self._warned:
+                print(f"callmon: the hub at {self.url} is reachable again", file=sys.stderr, flush=True)
+            self._warned = False
             log.debug("hub link connected to %s", self.url)
+            self._resend = True  # the hub may have restarted: the call's state goes first
             reader = asyncio.create_task(self._read(ws))
             try:
                 return await self._send_loop(ws, reader)
-            except ConnectionClosed:
-                return self._closed(ws)
+            except Exception:
+                if reader.done() or ws.close_code is not None:
+                    return self._closed(ws)
+                raise
             finally:
                 reader.cancel()
 
@@ -252,10 +320,28 @@ class HubPublisher:
               file=sys.stderr, flush=True)
 
     async def _read(self, ws) -> None:  # noqa: ANN001 (a websockets connection)
-        """The hub answers only with errors: log them. Reading also lets the close frame in."""
+        """Errors are logged; a lead's message goes to `on_lead`; `resync` re-sends the call. Reading also lets
+        the close frame in."""
         try:
-            async for message in ws:
-                log.warning("hub: %s", str(message)[:200])
+            async for raw in ws:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    message = None
+                kind = message.get("type") if isinstance(message, dict) else None
+                if kind == "lead" and message.get("call_id") == self._call_id:
+                    self.lead.append(message)
+                    if self.on_lead is not None:
+                        try:
+                            self.on_lead(message)
+                        except Exception:  # the screen's trouble must not end the link
+                            log.debug("on_lead failed", exc_info=True)
+                elif kind == "resync":
+                    self._resend = True
+                    if self._wake is not None:
+                        self._wake.set()
+                else:
+                    log.warning("hub: %s", str(raw)[:200])
         finally:
             if self._wake is not None:
                 self._wake.set()
@@ -266,12 +352,18 @@ class HubPublisher:
         assert self._wake is not None
         bucket = P.TokenBucket(SEND_RATE, SEND_BURST)
         loop = asyncio.get_running_loop()
-        if self._started is not None and self._started_sent and (self._live or self._queue):
-            await ws.send(self._started)  # a reconnect: the hub may have restarted and forgotten the call
         next_beat = loop.time() + P.HEARTBEAT_S
         while True:
             if reader.done():
                 return self._closed(ws)
+            if self._resend:
+                self._resend = False
+                with self._lock:
+                    again = self._full_state() if self._started_sent else []
+                for text in again:  # a reconnect: the hub may have restarted and forgotten the call
+                    await asyncio.sleep(bucket.wait_s(loop.time()))
+                    bucket.take(loop.time())
+                    await ws.send(text)
             with self._lock:
                 item = self._queue.popleft() if self._queue else None
                 if item is not None and item is self._queued_metrics:
@@ -306,29 +398,3 @@ class HubPublisher:
                     await self._wake.wait()
             except TimeoutError:
                 pass
-
-
-def _message_type(raw: str | bytes) -> str | None:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data.get("type") if isinstance(data, dict) else None
-
-
-def _close_text(exc: Exception) -> str:
-    rcvd = getattr(exc, "rcvd", None)
-    if rcvd is None:
-        return "no close frame"
-    return f"{rcvd.code} {rcvd.reason}".strip()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:120]

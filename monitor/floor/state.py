@@ -1,9 +1,14 @@
 """The hub's picture of the floor: events in, CALL objects and deltas out. No sockets, no clock of its own.
 
 A CALL is what a dashboard shows of one call (docs/FLOOR.md has its fields). `FloorState.apply`
-folds one validated event into its call and returns the `update` delta viewers need, or None when
-nothing they see changed. Values are copied on write (a new dict or list each change), so a delta
-waiting in a slow viewer's queue never changes under it, and one serialisation serves every viewer.
+folds one validated event into its call and returns the deltas viewers need (none when nothing they
+see changed). Values are copied on write (a new dict or list each change), so a delta waiting in a
+slow viewer's queue never changes under it, and one serialisation serves every viewer.
+
+The fold is deterministic (the caller passes `now`: with Redis, the time in the stream entry's id), so
+every hub on a backplane that folds the same stream shows the same board. It is also idempotent for
+what a publisher re-sends after a reconnect (call.started, transcript lines, supervisor requests,
+nudges), so a hub that kept the call shows nothing twice and a restarted hub gets the call back whole.
 """
 
 from __future__ import annotations
@@ -22,9 +27,18 @@ from ..events import (
     TranscriptFinal,
 )
 from .protocol import FORGET_STALE_S, REMOVE_AFTER_S, STALE_S, TRANSCRIPT_TAIL, dumps
+from .validate import MAX_SHORT, MAX_TEXT
 
 MAX_REQUESTS = 20  # supervisor requests kept per call (a stuck key must not grow a CALL without bound)
 MAX_NUDGES = 20  # active nudges kept per call
+MAX_WHISPERS = 5  # lead whispers kept per call
+# Lines one pending update keeps for a viewer (an agent's whole burst at the hub's rate limit): a viewer that
+# reads, however briefly it paused, misses no line of a call; one that stops reading holds this much per call.
+MAX_PENDING_LINES = 200
+MAX_CALLS_PER_AGENT = 16  # calls of one agent on the board; its oldest ended ones make room for a new one
+# So one agent token can put at most MAX_CALLS_PER_AGENT x MAX_CALL_BYTES on a viewer's snapshot: the
+# transcript tail, nudges and requests are bounded in count and validate.py bounds every text in them.
+MAX_CALL_BYTES = 4 * (TRANSCRIPT_TAIL * (MAX_TEXT + 40) + (MAX_NUDGES + MAX_REQUESTS + MAX_WHISPERS) * (MAX_SHORT + 120) + 2000)
 
 
 @dataclass
@@ -49,7 +63,7 @@ class Update:
     def merged(self, later: Update) -> Update:
         """This update followed by a later one of the same call, as one (for a viewer inside its 100 ms window)."""
         lines = self.lines + later.lines
-        return Update(self.call_id, {**self.set, **later.set}, lines[-TRANSCRIPT_TAIL:])
+        return Update(self.call_id, {**self.set, **later.set}, lines[-MAX_PENDING_LINES:])
 
 
 @dataclass
@@ -77,8 +91,12 @@ Delta = Update | Removed
 @dataclass
 class _Call:
     view: dict[str, Any]  # the CALL object
-    last_seen: float  # hub clock of the last event or heartbeat
+    last_seen: float  # clock of the last event or heartbeat
     ended_at: float | None = None
+
+    def export(self) -> dict[str, Any]:
+        """The call as the backplane stores it (state.restore reads it back)."""
+        return {"view": self.view, "last_seen": self.last_seen, "ended_at": self.ended_at}
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -108,7 +126,12 @@ class FloorState:
         call = self.calls.get(call_id)
         return None if call is None else call.view["agent_id"]
 
-    def make_room(self, agent_id: str, limit: int) -> list[Removed] | None:
+    def has_room(self, agent_id: str, limit: int = MAX_CALLS_PER_AGENT) -> bool:
+        """Whether a new call of this agent fits (fewer than `limit` calls, or an ended one to make room)."""
+        mine = self.by_agent.get(agent_id, [])
+        return len(mine) < limit or any(self.calls[c].ended_at is not None for c in mine)
+
+    def make_room(self, agent_id: str, limit: int = MAX_CALLS_PER_AGENT) -> list[Removed] | None:
         """Before a new call of this agent: keep its calls on the board under `limit` by dropping its oldest
         ended ones. None when that is not enough (all its calls are live or stale)."""
         mine = self.by_agent.get(agent_id, [])
@@ -134,18 +157,32 @@ class FloorState:
         """Every CALL, as a viewer gets them after its welcome."""
         return [c.view for c in self.calls.values()]
 
-    def apply(self, event: Event, now: float) -> Update | None:
-        """Fold one event into its call; the delta for viewers, or None when nothing they see changed.
+    def export(self, call_id: str) -> dict[str, Any] | None:
+        """One call as the backplane stores it, or None when it left the board."""
+        call = self.calls.get(call_id)
+        return None if call is None else call.export()
+
+    def restore(self, stored: dict[str, Any]) -> None:
+        """Put back a call exported by a hub (this one before a restart, or another on the backplane)."""
+        view = stored["view"]
+        call_id, agent_id = view["call_id"], view["agent_id"]
+        if call_id in self.calls:
+            self._drop(call_id)
+        self.calls[call_id] = _Call(view, float(stored["last_seen"]), stored.get("ended_at"))
+        self.by_agent.setdefault(agent_id, []).append(call_id)
+
+    def apply(self, event: Event, now: float) -> list[Delta]:
+        """Fold one event into its call; the deltas for viewers (none when nothing they see changed).
 
         The caller has checked that the sender may publish for this call; an event of a call the hub
-        does not know (no call.started yet) returns None.
+        does not know (no call.started yet) changes nothing.
         """
         if isinstance(event, CallStarted):
             return self._started(event, now)
         call = self.calls.get(event.call_id)
         if call is None:
-            return None
-        call.last_seen = now
+            return []
+        call.last_seen = max(call.last_seen, now)
         view = call.view
         changed: dict[str, Any] = {}
         lines: list[dict[str, Any]] = []
@@ -157,22 +194,25 @@ class FloorState:
             self._metrics(view, event, changed)
         elif isinstance(event, TranscriptFinal):
             line = {"role": event.role, "text": event.text, "t": round(event.start, 1)}
-            lines.append(line)
-            view["transcript"] = [*view["transcript"][-(self.tail - 1):], line] if self.tail > 1 else [line]
-            if event.role == "customer":
-                changed["last_customer_line"] = event.text
+            if line not in view["transcript"]:  # a line re-sent after a reconnect is already there
+                lines.append(line)
+                view["transcript"] = [*view["transcript"][-(self.tail - 1):], line] if self.tail > 1 else [line]
+                if event.role == "customer":
+                    changed["last_customer_line"] = event.text
         elif isinstance(event, Nudge):
             entry = {"id": event.id, "kind": event.kind, "severity": event.severity, "message": event.message,
                      "t": round(event.t, 1)}
-            kept = [n for n in view["nudges"] if n["id"] != event.id]
-            changed["nudges"] = [*kept[-(MAX_NUDGES - 1):], entry]
+            if entry not in view["nudges"]:
+                kept = [n for n in view["nudges"] if n["id"] != event.id]
+                changed["nudges"] = [*kept[-(MAX_NUDGES - 1):], entry]
         elif isinstance(event, NudgeCleared):
             kept = [n for n in view["nudges"] if n["id"] != event.id]
             if len(kept) != len(view["nudges"]):
                 changed["nudges"] = kept
         elif isinstance(event, SupervisorRequested):
             entry = {"t": round(event.t, 1), "note": event.note}
-            changed["supervisor_requests"] = [*view["supervisor_requests"][-(MAX_REQUESTS - 1):], entry]
+            if entry not in view["supervisor_requests"]:
+                changed["supervisor_requests"] = [*view["supervisor_requests"][-(MAX_REQUESTS - 1):], entry]
         elif isinstance(event, CallEnded):
             if call.ended_at is None:
                 call.ended_at = now
@@ -182,28 +222,65 @@ class FloorState:
                     changed["heat"] = event.peak_heat
         # partials, status and bookmarks only keep the call fresh: the board does not show them
         if not changed and not lines:
-            return None
+            return []
         view.update(changed)
-        return Update(event.call_id, changed, lines)
+        return [Update(event.call_id, changed, lines)]
 
-    def _started(self, event: CallStarted, now: float) -> Update | None:
+    def _started(self, event: CallStarted, now: float) -> list[Delta]:
         call = self.calls.get(event.call_id)
         if call is not None:  # the publisher re-sends call.started after a reconnect
             call.last_seen = now
             if call.view["status"] == "stale":
                 call.view["status"] = "live"
-                return Update(event.call_id, {"status": "live"})
-            return None
+                return [Update(event.call_id, {"status": "live"})]
+            return []
+        room = self.make_room(event.agent_id)
+        if room is None:  # the hub refused it at the door; a second hub on the backplane may have raced it
+            return []
         view = {
             "call_id": event.call_id, "agent_id": event.agent_id, "status": "live", "started_at": round(now, 3),
             "t": round(event.t, 3), "heat": None,
             "customer": {"loudness_db": None, "pace_wpm": None, "hostility": None},
             "agent": {"pace_wpm": None, "talk_ratio": None},
             "nudges": [], "supervisor_requests": [], "last_customer_line": "", "transcript": [],
+            "ack": None, "whispers": [],
         }
         self.calls[event.call_id] = _Call(view, now)
         self.by_agent.setdefault(event.agent_id, []).append(event.call_id)
-        return Update(event.call_id, dict(view))
+        return [*room, Update(event.call_id, dict(view))]
+
+    def acknowledge(self, call_id: str, by: str, now: float, echo: dict[str, Any] | None = None) -> list[Delta]:
+        """A lead acknowledged the call's alerts: its supervisor requests so far and its call_supervisor nudges.
+
+        The ack is part of the CALL, so every lead's board stops alerting for what was acknowledged, and a
+        later request or nudge alerts again. `echo` is an ack the agent's publisher gives back after a
+        reconnect (what it covered, as the hub told the agent): it counts only where the hub has no ack
+        (a hub alone that restarted), never over one it has.
+        """
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        view = call.view
+        if echo is not None:
+            if view["ack"] is not None:
+                return []
+            ack = {"by": by, "at": round(float(echo["at"]), 3), "requests": min(echo["requests"], len(view["supervisor_requests"])),
+                   "nudges": list(echo["nudges"])}
+        else:
+            ack = {"by": by, "at": round(now, 3), "requests": len(view["supervisor_requests"]),
+                   "nudges": [n["id"] for n in view["nudges"] if n["kind"] == "call_supervisor"]}
+        view["ack"] = ack
+        return [Update(call_id, {"ack": ack})]
+
+    def whisper(self, call_id: str, by: str, text: str, now: float) -> list[Delta]:
+        """A lead's short text to the agent, kept with the call (the last few) for every lead to see."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        entry = {"by": by, "text": text[:MAX_SHORT], "at": round(now, 3)}
+        whispers = [*call.view["whispers"][-(MAX_WHISPERS - 1):], entry]
+        call.view["whispers"] = whispers
+        return [Update(call_id, {"whispers": whispers})]
 
     @staticmethod
     def _metrics(view: dict[str, Any], event: Metrics, changed: dict[str, Any]) -> None:
@@ -220,16 +297,16 @@ class FloorState:
         if a != view["agent"]:
             changed["agent"] = a
 
-    def heartbeat(self, call_id: str, now: float) -> Update | None:
+    def heartbeat(self, call_id: str, now: float) -> list[Delta]:
         """A heartbeat keeps the call fresh; a stale call comes back live."""
         call = self.calls.get(call_id)
         if call is None:
-            return None
-        call.last_seen = now
+            return []
+        call.last_seen = max(call.last_seen, now)
         if call.view["status"] == "stale":
             call.view["status"] = "live"
-            return Update(call_id, {"status": "live"})
-        return None
+            return [Update(call_id, {"status": "live"})]
+        return []
 
     def tick(self, now: float) -> list[Delta]:
         """Mark silent calls stale and drop calls long ended (or long stale); the deltas."""

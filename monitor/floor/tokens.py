@@ -9,8 +9,11 @@ sha256 = "<hex>"
 role = "viewer"         # may only subscribe
 name = "floor-1"
 sha256 = "<hex>"
+expires = 2026-12-31T18:00:00Z   # optional: the token stops working then (links open with it are closed)
 ```
-`callmon hub token` appends an entry with a fresh random token and prints the token once.
+`callmon hub token` appends an entry with a fresh random token and prints the token once. Revoking a
+token is deleting its entry: the hub re-reads the file when it changes (and on SIGHUP) and closes the
+links that were opened with a token that is gone or expired.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import logging
 import os
 import re
 import secrets
+import time
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import BadInput
@@ -45,6 +50,11 @@ class Grant:
     agent_id: str | None
     name: str
     sha256: str
+    expires: float | None = None  # unix seconds; None: never
+
+    def valid(self, now: float) -> bool:
+        """Whether the token still opens the hub at `now` (unix seconds)."""
+        return self.expires is None or now < self.expires
 
 
 def hash_token(token: str) -> str:
@@ -67,7 +77,7 @@ def load_tokens(path: str | os.PathLike[str]) -> list[Grant]:
         raise TokenFileError(f"token file {p} is not valid TOML ({exc})") from None
     entries = data.get("token", [])
     unknown = set(data) - {"token"}
-    if unknown or not isinstance(entries, list):
+    if unknown or not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise TokenFileError(f"token file {p}: expected only [[token]] tables, found {', '.join(sorted(unknown)) or 'token'}")
     grants = []
     for n, entry in enumerate(entries, 1):
@@ -78,28 +88,37 @@ def load_tokens(path: str | os.PathLike[str]) -> list[Grant]:
 def _grant(path: Path, n: int, entry: dict) -> Grant:
     where = f"token file {path}, token #{n}"
     role = entry.get("role")
-    digest = str(entry.get("sha256", "")).lower()
+    digest = entry.get("sha256", "")
     if role not in ("agent", "viewer"):
-        raise TokenFileError(f"{where}: role must be \"agent\" or \"viewer\", got {role!r}")
-    if not _HEX64.fullmatch(digest):
+        raise TokenFileError(f"{where}: role must be \"agent\" or \"viewer\", got {str(role)[:40]!r}")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
         raise TokenFileError(f"{where}: sha256 must be 64 hex digits (the hash of the token, never the token)")
     agent_id = entry.get("agent_id")
     if role == "agent" and not (isinstance(agent_id, str) and _ID.fullmatch(agent_id)):
         raise TokenFileError(f"{where}: an agent token needs agent_id (letters, digits, _ . @ -), got {agent_id!r}")
-    extra = set(entry) - {"role", "agent_id", "name", "sha256"}
+    extra = set(entry) - {"role", "agent_id", "name", "sha256", "expires"}
     if extra:
         raise TokenFileError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-    name = str(entry.get("name") or agent_id or "viewer")
-    return Grant(role, agent_id if role == "agent" else None, name, digest)
+    name = entry.get("name") or agent_id or "viewer"
+    if not isinstance(name, str) or not _ID.fullmatch(name):
+        raise TokenFileError(f"{where}: name must be letters, digits, _ . @ - (at most 64)")
+    expires = entry.get("expires")
+    if expires is not None:
+        if not isinstance(expires, datetime) or expires.tzinfo is None:
+            raise TokenFileError(f"{where}: expires must be a TOML date-time with a zone, e.g. expires = 2026-12-31T18:00:00Z")
+        expires = expires.timestamp()
+    return Grant(role, agent_id if role == "agent" else None, name, digest.lower(), expires)
 
 
-def check(grants: list[Grant], token: str) -> Grant | None:
-    """The grant a token opens, or None. Every entry is compared, each in constant time."""
+def check(grants: list[Grant], token: str, now: float | None = None) -> Grant | None:
+    """The grant a token opens (not expired), or None. Every entry is compared, each in constant time."""
     digest = hash_token(token).encode("ascii")
     found = None
     for grant in grants:
         if hmac.compare_digest(digest, grant.sha256.encode("ascii")):
             found = grant
+    if found is not None and not found.valid(time.time() if now is None else now):
+        return None
     return found
 
 
@@ -138,6 +157,10 @@ class TokenStore:
         self._stamp = self._stat()
         self.grants = load_tokens(self.path)
 
+    def still_valid(self, grant: Grant, now: float) -> bool:
+        """Whether a grant an open link was opened with is still in the file and not expired."""
+        return grant in self.grants and grant.valid(now)
+
     def _stat(self) -> tuple[int, int] | None:
         try:
             st = self.path.stat()
@@ -145,13 +168,23 @@ class TokenStore:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def check(self, token: str) -> Grant | None:
-        """The grant for a token; a file that changed is re-read first (a broken edit keeps the old grants)."""
+    def reload(self, force: bool = False) -> bool:
+        """Re-read the file if it changed (or always, `force`: SIGHUP); whether the grants were re-read.
+
+        A broken edit keeps the old grants (one warning line): a half-saved file must not lock everyone out.
+        """
         stamp = self._stat()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                self.grants = load_tokens(self.path)
-            except TokenFileError as exc:  # a half-saved edit must not lock everyone out
-                log.warning("%s; keeping the %d token(s) read before", exc, len(self.grants))
+        if stamp == self._stamp and not force:
+            return False
+        self._stamp = stamp
+        try:
+            self.grants = load_tokens(self.path)
+        except TokenFileError as exc:
+            log.warning("%s; keeping the %d token(s) read before", exc, len(self.grants))
+            return False
+        return True
+
+    def check(self, token: str) -> Grant | None:
+        """The grant for a token; a file that changed is re-read first."""
+        self.reload()
         return check(self.grants, token)

@@ -55,6 +55,7 @@ class Outcome:
     message: str = ""
     fatal: bool = False  # the worker could not load the model or config: stop the batch
     statements: list[Statement] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)  # what opening the file had to say (mono, split...)
 
 
 class ModelPlugin(WorkerPlugin):
@@ -118,10 +119,11 @@ def replay_call(job: Job, topic: str) -> Outcome:
     if not os.path.exists(job.source):
         return Outcome(job.path, "bad", message=f"{job.source} is not on worker {get_worker().address} (workers need the files "
                                                  "at the same path)")
+    notes: list[str] = []
     try:
-        source, roles = open_file(job.source, cfg)
+        source, roles = open_file(job.source, cfg, transcriber=transcriber, notify=notes.append)
     except BadInput as exc:
-        return Outcome(job.path, "bad", message=one_line(exc))
+        return Outcome(job.path, "bad", message=one_line(exc), notes=notes)
     rows = CallRows(source_path=job.source, content_hash=job.content_hash, agent_id=job.agent_id, call_date=job.call_date)
 
     def collect(event: Any) -> None:
@@ -134,15 +136,16 @@ def replay_call(job: Job, topic: str) -> Outcome:
     try:
         ended = session.run()
     except PipelineError as exc:
-        return Outcome(job.path, "error", message=one_line(exc))
+        return Outcome(job.path, "error", message=one_line(exc), notes=notes)
     except Exception as exc:  # noqa: BLE001 - one file's failure must not end the batch
-        return Outcome(job.path, "error", message=f"{type(exc).__name__}: {one_line(exc)}")
+        return Outcome(job.path, "error", message=f"{type(exc).__name__}: {one_line(exc)}", notes=notes)
     if ended.error:
         # A damaged file: the archive keeps whole calls only, so QA never scores half a call as if it were all.
-        return Outcome(job.path, "bad", audio_s=ended.duration, message=ended.error)
+        return Outcome(job.path, "bad", audio_s=ended.duration, message=ended.error, notes=notes)
     if not rows.completed:
-        return Outcome(job.path, "error", message="the call did not reach its end")
-    return Outcome(job.path, "ingested", audio_s=ended.duration, call_id=ended.call_id, statements=rows.drain())
+        return Outcome(job.path, "error", message="the call did not reach its end", notes=notes)
+    return Outcome(job.path, "ingested", audio_s=ended.duration, call_id=ended.call_id, statements=rows.drain(),
+                   notes=notes)
 
 
 def one_line(exc: BaseException) -> str:

@@ -106,6 +106,9 @@ def _ingest_parser(qsub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent-channel", type=int, metavar="N", help="channel of the agent (default 0)")
     p.add_argument("--customer-channel", type=int, metavar="N", help="channel of the customer (default 1)")
     p.add_argument("--mono-role", choices=("agent", "customer"), help="whose voice a mono recording holds (default customer)")
+    from ..cli import add_diarize_flags  # at call time: the cli module imports this one
+
+    add_diarize_flags(p)
     p.add_argument("--model", metavar="NAME", help="faster-whisper model name or CTranslate2 directory (default tiny.en, bundled)")
     p.add_argument("--config", metavar="FILE", help="TOML file merged over config/default.toml")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only the summary")
@@ -273,7 +276,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
     overrides = {
         key: getattr(args, flag) for flag, key in (
             ("agent_channel", "audio.agent_channel"), ("customer_channel", "audio.customer_channel"),
-            ("mono_role", "audio.mono_role"), ("model", "stt.model"), ("agent", "call.agent_id"),
+            ("mono_role", "audio.mono_role"), ("diarize", "audio.diarize"), ("agent_speaker", "audio.agent_speaker"),
+            ("model", "stt.model"), ("agent", "call.agent_id"),
         ) if getattr(args, flag) is not None
     }
     cfg = load_config(args.config, overrides)  # a bad config stops here, before any worker starts

@@ -361,6 +361,8 @@ def _run_on_cluster(opts: BatchOptions, cfg: Config, jobs: list[Job], summary: S
 def _settle(conn: sqlite3.Connection, owner: claims.Owner, db: Path, outcome: Outcome, job: Job, summary: Summary,
             progress: ProgressLine) -> None:
     """Store a finished call whole (or record why not), and give its claim back."""
+    for note in outcome.notes:
+        progress.note(f"warning: {note}", always=True)
     if outcome.status != "ingested":
         claims.release(conn, owner, job.content_hash)
         progress.finished(job, 0.0)

@@ -82,8 +82,11 @@ class AgentApp(App[None]):
     def __init__(
         self, session: CallControls, feed: EventFeed, *, source_label: str, pacer: Pacer | None = None,
         link: Callable[[], str | None] | None = None, bell: bool = False, end_note: str = "q to quit",
+        lead: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__()
+        self.lead = lead  # the floor's answer to this agent (an acknowledgement, a whisper), for the banner
+        self._lead_note: str | None = None
         self.session = session
         self.feed = feed
         self.pacer = pacer
@@ -263,6 +266,10 @@ class AgentApp(App[None]):
         except Exception as exc:  # the hub link is informative: never let it take the screen down
             self.status.link = f"hub: ? ({type(exc).__name__})"
         self.query_one(StatusLine).show()
+        note = self.lead() if self.lead is not None else None
+        if note != self._lead_note:
+            self._lead_note = note
+            self.query_one(NudgeBanner).show_lead(note)
 
     # ---- the agent's keys -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -379,6 +386,7 @@ class _NotesToScreen(logging.Handler):
 def run_agent_tui(
     make_session: Callable[[list[Sink]], CallControls], *, source_label: str, pacer: Pacer | None = None,
     link: Callable[[], str | None] | None = None, bell: bool = False, end_note: str = "q to quit",
+    lead: Callable[[], str | None] | None = None,
 ) -> int:
     """Build the call with the TUI's sink added, run it under the TUI, return the exit code (0 ended or quit,
     2 the call ended with `call.ended.error`, printed as one line after the screen closes; 130 when a signal
@@ -386,7 +394,8 @@ def run_agent_tui(
     the screen closes, for the CLI to report in one line."""
     feed = EventFeed()
     session = make_session([feed])  # a BadInput here is a plain error: no screen has started
-    app = AgentApp(session, feed, source_label=source_label, pacer=pacer, link=link, bell=bell, end_note=end_note)
+    app = AgentApp(session, feed, source_label=source_label, pacer=pacer, link=link, bell=bell, end_note=end_note,
+                   lead=lead)
     restore_signals = _signals_end_call(app)
     root = logging.getLogger()
     saved_handlers = root.handlers[:]

@@ -46,6 +46,9 @@ class NudgeBanner(Vertical):
         # markup off: nudge texts quote the customer, and their brackets are not markup
         for part in ("head", "move", "phrase", "reason"):
             yield Static(id=f"banner-{part}", markup=False)
+        lead = Static(id="banner-lead", markup=False)  # the team lead's answer: "your lead is coming", a whisper
+        lead.display = False
+        yield lead
 
     def on_mount(self) -> None:
         self.show_calm()
@@ -57,6 +60,12 @@ class NudgeBanner(Vertical):
             widget = self.query_one(f"#banner-{part}", Static)
             widget.update(text)
             widget.display = bool(text)
+
+    def show_lead(self, note: str | None) -> None:
+        """What the team lead said through the floor hub (kept under whatever the banner shows), or nothing."""
+        widget = self.query_one("#banner-lead", Static)
+        widget.update(note or "")
+        widget.display = bool(note)
 
     def show_calm(self) -> None:
         """No nudge: one quiet line."""

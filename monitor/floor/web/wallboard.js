@@ -1,9 +1,11 @@
 // callmon floor wallboard: every call on the floor, ranked by heat, live.
 //
-// Same rules as the terminal dashboard (monitor/floor/client.py): apply the hub's snapshot / update /
-// removed messages to a map of calls; rank by heat, then customer hostility, then duration; alert on
-// supervisor requests not yet seen and on active call_supervisor nudges. Text from the hub (names,
-// transcripts) is only ever set with textContent, never parsed as HTML.
+// Same rules as the terminal dashboard (monitor/floor/client.py): apply the hub's snapshot / batch /
+// update / removed messages to a map of calls; rank live calls above ended ones, alerts first, then
+// heat, customer hostility and duration; alert on supervisor requests and call_supervisor nudges no
+// lead has acknowledged (the ack is part of the call, shared by every lead). A click or Enter on a row
+// opens the call: its live transcript, its nudges, Acknowledge and a whisper to the agent. Text from
+// the hub (names, transcripts) is only ever set with textContent, never parsed as HTML.
 "use strict";
 
 (() => {
@@ -20,9 +22,9 @@
   const TOKEN_KEY = "callmon.viewerToken";
   const MAX_ALERTS = 4;
   const LAST_LINE_CHARS = 90;
+  const KEEP_LINES = 500;       // transcript lines kept per call for the drill-in
 
   const calls = new Map();      // call_id -> CALL (docs/FLOOR.md)
-  const seen = new Map();       // call_id -> supervisor requests already acknowledged here
   const alertSince = new Map(); // alert key -> wall-clock ms it began
   const rows = new Map();       // call_id -> <tr>
 
@@ -33,16 +35,34 @@
   let retryTimer = null;
   let dirty = true;
   let link = { state: "connecting", detail: "" };
+  let backplane = "";           // the hub's backplane status ("ok", "down: ..."), "" for a hub alone
+  let pos = null;               // the last position the hub stamped: a reconnect resumes from it
+  let open = null;              // the call_id shown in the drill-in, or null
 
   const $ = (sel) => document.querySelector(sel);
 
   // --- the board's state --------------------------------------------------------------------
 
+  const lineKey = (l) => `${l.t}|${l.role}|${l.text}`;
+
   function apply(msg) {
-    if (msg.type === "snapshot") {
+    if (msg.type === "batch") {
+      for (const inner of msg.messages || []) if (inner && inner.type !== "batch") apply(inner);
+    } else if (msg.type === "status") {
+      backplane = String(msg.backplane || "");
+    } else if (msg.type === "snapshot") {
+      // After a reconnect keep the transcript already seen of each call, adding only the lines missed.
+      const old = new Map(calls);
       calls.clear();
       for (const call of msg.calls || []) {
-        if (call && typeof call.call_id === "string") calls.set(call.call_id, call);
+        if (!call || typeof call.call_id !== "string") continue;
+        const before = old.get(call.call_id);
+        const lines = Array.isArray(call.transcript) ? call.transcript : [];
+        if (before) {
+          const have = new Set((before.transcript || []).map(lineKey));
+          call.transcript = (before.transcript || []).concat(lines.filter((l) => !have.has(lineKey(l)))).slice(-KEEP_LINES);
+        }
+        calls.set(call.call_id, call);
       }
     } else if (msg.type === "update" && typeof msg.call_id === "string") {
       let call = calls.get(msg.call_id);
@@ -52,11 +72,10 @@
       }
       Object.assign(call, msg.set || {});
       if (Array.isArray(msg.lines) && msg.lines.length) {
-        call.transcript = (call.transcript || []).concat(msg.lines).slice(-20);
+        call.transcript = (call.transcript || []).concat(msg.lines).slice(-KEEP_LINES);
       }
     } else if (msg.type === "removed") {
       calls.delete(msg.call_id);
-      seen.delete(msg.call_id);
     }
   }
 
@@ -65,9 +84,26 @@
   const hostilityOf = (c) => num((c.customer || {}).hostility) ?? 0;
   const durationOf = (c) => num(c.t) ?? 0;
 
+  function ackOf(call) {
+    const ack = call.ack && typeof call.ack === "object" ? call.ack : {};
+    return { requests: Number.isInteger(ack.requests) ? ack.requests : 0,
+             nudges: new Set(Array.isArray(ack.nudges) ? ack.nudges : []) };
+  }
+
+  function alerting(call) {
+    const ack = ackOf(call);
+    const requests = Array.isArray(call.supervisor_requests) ? call.supervisor_requests : [];
+    return requests.length > ack.requests ||
+      (call.nudges || []).some((n) => n && n.kind === "call_supervisor" && !ack.nudges.has(n.id));
+  }
+
+  // Live calls above ended ones; among them calls with an alert first, then heat, hostility, duration.
   function rank() {
+    const ended = (c) => (c.status === "ended" ? 1 : 0);
     return [...calls.values()].sort(
       (a, b) =>
+        ended(a) - ended(b) ||
+        (alerting(a) ? 0 : 1) - (alerting(b) ? 0 : 1) ||
         heatOf(b) - heatOf(a) ||
         hostilityOf(b) - hostilityOf(a) ||
         durationOf(b) - durationOf(a) ||
@@ -79,13 +115,14 @@
     const out = [];
     for (const call of ranked) {
       const agent = call.agent_id || "?";
+      const ack = ackOf(call);
       const requests = Array.isArray(call.supervisor_requests) ? call.supervisor_requests : [];
-      requests.slice(seen.get(call.call_id) || 0).forEach((r) => {
+      requests.slice(ack.requests).forEach((r) => {
         out.push({ call, agent, kind: "supervisor_request", t: num(r.t) ?? 0, text: r.note || "",
                    label: "asked for a supervisor" });
       });
       for (const n of call.nudges || []) {
-        if (n && n.kind === "call_supervisor") {
+        if (n && n.kind === "call_supervisor" && !ack.nudges.has(n.id)) {
           out.push({ call, agent, kind: "call_supervisor", t: num(n.t) ?? 0, text: n.message || "",
                      label: "coach says: call the supervisor" });
         }
@@ -141,6 +178,11 @@
   function newRow(callId) {
     const tr = document.createElement("tr");
     tr.dataset.callId = callId;
+    tr.tabIndex = 0; // Enter opens it, like a click
+    tr.addEventListener("click", () => openCall(callId));
+    tr.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") openCall(callId);
+    });
     for (const name of ["agent", "time", "heat", "loud", "pace", "hostility", "nudge", "last"]) {
       const td = document.createElement("td");
       td.className = `col-${name}`;
@@ -197,14 +239,8 @@
     const when = document.createElement("span");
     when.className = "when";
     div.append(icon, " ", who, what, when);
-    if (a.kind === "supervisor_request") {
-      div.title = "click to acknowledge";
-      div.addEventListener("click", () => {
-        const call = calls.get(a.call.call_id);
-        seen.set(a.call.call_id, call ? (call.supervisor_requests || []).length : 0);
-        dirty = true;
-      });
-    }
+    div.title = "click to open the call";
+    div.addEventListener("click", () => openCall(a.call.call_id));
     return div;
   }
 
@@ -248,7 +284,9 @@
     el.dataset.state = link.state;
     document.body.dataset.link = link.state; // the board dims while what it shows may be out of date
     let text = link.state;
-    if (link.state === "down") {
+    if (link.state === "connected" && backplane.startsWith("down")) {
+      text = `connected; hub's backplane ${backplane}`;
+    } else if (link.state === "down") {
       const left = Math.max(0, Math.round((retryAt - Date.now()) / 1000));
       text = `hub down, retrying in ${left} s` + (link.detail ? ` (${link.detail})` : "");
     } else if (link.state === "refused") {
@@ -284,9 +322,82 @@
       }
     }
     $("#empty").hidden = ranked.length > 0 || link.state !== "connected";
+    drawCall();
     setText($("#count"), `${ranked.length} call${ranked.length === 1 ? "" : "s"}` +
       (current.length ? ` · ${current.length} alert${current.length === 1 ? "" : "s"}` : ""));
     drawLink();
+  }
+
+  // --- one call up close ---------------------------------------------------------------------
+
+  let shownLines = 0;
+
+  function openCall(callId) {
+    if (!calls.has(callId)) return;
+    open = callId;
+    shownLines = 0;
+    $("#transcript").replaceChildren();
+    setText($("#call-sent"), "");
+    $("#call").hidden = false;
+    dirty = true;
+    render();
+    $("#whisper-text").focus();
+  }
+
+  function closeCall() {
+    const was = open;
+    open = null;
+    $("#call").hidden = true;
+    const tr = rows.get(was);
+    if (tr) tr.focus();
+  }
+
+  function drawCall() {
+    if (open === null) return;
+    const call = calls.get(open);
+    if (!call) {
+      setText($("#call-head"), "This call has left the board. Escape goes back.");
+      return;
+    }
+    const level = call.heat === null || call.heat === undefined ? null : heatOf(call);
+    setText($("#call-head"), `${call.agent_id || "?"} · ${call.call_id} · ${call.status || "live"} · ` +
+      `${mmss(durationOf(call))} · ${level === null ? "–" : HEAT[level].word}`);
+    const nudges = (call.nudges || []).filter((n) => n && typeof n === "object");
+    setText($("#call-nudges"), nudges.length
+      ? nudges.map((n) => `${String(n.severity || "").toUpperCase()} ${String(n.kind || "").replace(/_/g, " ")}: ${n.message || ""}`).join("\n")
+      : "no active nudge");
+    const ack = call.ack && typeof call.ack === "object" ? call.ack : null;
+    setText($("#call-ack"), ack ? `acknowledged by ${ack.by}` : "");
+    const box = $("#transcript");
+    const lines = Array.isArray(call.transcript) ? call.transcript : [];
+    if (lines.length < shownLines) {
+      box.replaceChildren();
+      shownLines = 0;
+    }
+    for (const line of lines.slice(shownLines)) {
+      const p = document.createElement("p");
+      p.className = `line role-${line.role === "customer" ? "customer" : "agent"}`;
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = mmss(num(line.t) ?? 0) + " ";
+      const who = document.createElement("strong");
+      who.textContent = `${String(line.role || "?").toUpperCase()} `;
+      const what = document.createElement("span");
+      what.textContent = String(line.text || "");
+      p.append(when, who, what);
+      box.appendChild(p);
+    }
+    if (lines.length > shownLines) box.scrollTop = box.scrollHeight;
+    shownLines = lines.length;
+  }
+
+  function sendLead(message) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || !welcomed) {
+      setText($("#call-sent"), "not sent: the hub link is down");
+      return false;
+    }
+    ws.send(JSON.stringify(message));
+    return true;
   }
 
   // --- the link -----------------------------------------------------------------------------
@@ -303,7 +414,7 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(`${scheme}${location.host}/ws`);
     ws = socket;
-    socket.onopen = () => socket.send(JSON.stringify({ type: "hello", token }));
+    socket.onopen = () => socket.send(JSON.stringify(pos ? { type: "hello", token, since: pos } : { type: "hello", token }));
     socket.onmessage = (ev) => {
       if (socket !== ws) return; // an old link, replaced by a new token
       let msg;
@@ -323,6 +434,8 @@
         setLink("connected");
         return;
       }
+      if (msg.type === "error" && open !== null) setText($("#call-sent"), `the hub said: ${msg.message}`);
+      if ((msg.type === "snapshot" || msg.type === "batch") && typeof msg.pos === "string") pos = msg.pos;
       apply(msg);
       dirty = true;
     };
@@ -379,6 +492,21 @@
       if (dirty) render();
     }, REDRAW_MS);
     setInterval(() => { dirty = true; }, 1000); // "2 min ago" and "retrying in 3 s" stay true
+    $("#call-close").addEventListener("click", closeCall);
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && open !== null) closeCall();
+    });
+    $("#call-ack-button").addEventListener("click", () => {
+      if (open !== null && sendLead({ type: "ack", call_id: open })) setText($("#call-sent"), "acknowledged: the agent sees “your lead is coming”");
+    });
+    $("#whisper").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const text = $("#whisper-text").value.trim();
+      if (open !== null && text && sendLead({ type: "whisper", call_id: open, text })) {
+        $("#whisper-text").value = "";
+        setText($("#call-sent"), `whispered: ${text}`);
+      }
+    });
     const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
     if (token) start(token);
     else {
