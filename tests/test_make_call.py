@@ -181,3 +181,109 @@ def test_gain_db_makes_a_turn_louder_and_the_limiter_still_holds(tmp_path):
     peak = np.abs(audio).max()
     assert peak == pytest.approx(0.98, abs=0.005)
     assert np.count_nonzero(np.abs(audio) >= 0.999) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# other synthesisers and the telephone line (the evaluation corpus, tests/fixtures/eval/)
+
+needs_other_synths = pytest.mark.skipif(
+    shutil.which("flite") is None or shutil.which("text2wave") is None,
+    reason="flite or festival not installed (apt-get install flite festival festvox-us-slt-hts)",
+)
+HTS = "festival:cmu_us_slt_arctic_hts"
+LINE = "I would like to talk to your supervisor about my bill, please."
+
+
+def band_energy_db(x, lo, hi):
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    return 10 * np.log10(spec[(freqs >= lo) & (freqs < hi)].sum() + 1e-20)
+
+
+@pytest.fixture(scope="module")
+def three_synths(tmp_path_factory):
+    """One call with a turn from each synthesiser (flite fast, Festival at two rates), clean and by phone."""
+    tmp = tmp_path_factory.mktemp("synths")
+    turns = [
+        {"role": "agent", "text": LINE, "voice": "en-us"},
+        {"role": "customer", "text": LINE, "voice": "flite:kal16", "gap": 0.4},
+        {"role": "agent", "text": LINE, "voice": "flite:kal16", "rate": 260, "gap": 0.4},
+        {"role": "customer", "text": LINE, "voice": HTS, "rate": 160, "gap": 0.4},
+        {"role": "agent", "text": LINE, "voice": HTS, "rate": 260, "gap": 0.4, "gain_db": 10},
+    ]
+    spec = {"name": "synths", "sample_rate": SR, "noise_dbfs": -80, "turns": turns}
+    (tmp / "synths.json").write_text(json.dumps(spec))
+    (tmp / "phone.json").write_text(json.dumps({**spec, "name": "phone_line", "line": "telephone"}))
+    for name in ("synths.json", "phone.json"):
+        result = make_call(tmp / name, tmp / "out")
+        assert result.returncode == 0, result.stderr
+    return tmp
+
+
+@needs_other_synths
+def test_flite_and_festival_turns_are_placed_levelled_and_paced(three_synths):
+    out = three_synths / "out"
+    m = json.loads((out / "synths.json").read_text())
+    audio = read_flac(out / "synths.flac")
+    espeak, flite, flite_fast, hts, hts_loud_fast = m["turns"]
+    assert "engine" not in espeak  # espeak-ng manifests stay as before
+    assert [t.get("engine") for t in m["turns"][1:]] == ["flite", "flite", "festival", "festival"]
+    assert flite["voice"] == "flite:kal16" and hts["voice"] == HTS
+
+    def length(t):
+        return t["end"] - t["start"]
+
+    def rms_db(t):
+        seg = audio[int(t["start"] * SR):int(t["end"] * SR), m["channels"][t["role"]]]
+        return 10 * np.log10((seg ** 2).mean())
+
+    # rate is espeak-ng's scale for every synthesiser: the same sentence at 260 takes ~175/260 of the time at 175
+    assert length(flite_fast) / length(flite) == pytest.approx(175 / 260, abs=0.08)
+    assert length(hts_loud_fast) / length(hts) == pytest.approx(160 / 260, abs=0.08)
+    for t in (flite, flite_fast, hts):
+        assert length(t) == pytest.approx(length(espeak) * 175 / t["rate"], rel=0.25), t["voice"]
+    # levelled to espeak-ng's speech, so gain_db means the same in every voice
+    assert abs(rms_db(flite) - rms_db(espeak)) < 4 and abs(rms_db(hts) - rms_db(espeak)) < 4
+    assert rms_db(hts_loud_fast) - rms_db(hts) == pytest.approx(10, abs=2)
+
+
+@needs_other_synths
+def test_telephone_line_is_band_limited_noisy_and_the_same_either_way(three_synths, tmp_path):
+    out = three_synths / "out"
+    clean = read_flac(out / "synths.flac")
+    phone = read_flac(out / "phone_line.flac")
+    assert phone.shape == clean.shape
+    m = json.loads((out / "phone_line.json").read_text())
+    assert m["line"] == "telephone"
+    t = m["turns"][1]  # the customer's flite turn
+    speech = slice(int(t["start"] * SR), int(t["end"] * SR))
+    for x in (clean, phone):
+        assert band_energy_db(x[speech, 1], 300, 3400) > band_energy_db(x[speech, 1], 4000, 8000)
+    # above the 3.4 kHz band edge the line carries (almost) nothing of the voice
+    assert band_energy_db(phone[speech, 1], 4000, 8000) < band_energy_db(clean[speech, 1], 4000, 8000) - 20
+    # the line is never silent: hiss and hum where the clean call has only its -80 dBFS floor
+    silent = slice(0, int(0.3 * SR))
+    assert frame_rms_db(phone[silent, 1]).min() > frame_rms_db(clean[silent, 1]).max() + 15
+
+    # `--telephone` on the same spec's clean call is the same line (noise seeded from the name)
+    spec = json.loads((three_synths / "phone.json").read_text())
+    del spec["line"]
+    (tmp_path / "phone_line.json").write_text(json.dumps(spec))
+    assert make_call(tmp_path / "phone_line.json", tmp_path / "clean").returncode == 0
+    result = subprocess.run([sys.executable, str(SCRIPT), "--telephone", str(tmp_path / "clean" / "phone_line.flac"),
+                             str(tmp_path / "derived.flac")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "derived.flac").read_bytes() == (out / "phone_line.flac").read_bytes()
+
+
+def test_unknown_synthesiser_or_voice_is_a_one_line_error(tmp_path):
+    for voice, wanted in (("mbrola:en1", "unknown synthesiser 'mbrola'"), ("flite:bob", "unknown flite voice 'bob'")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"turns": [{"role": "agent", "text": "hello", "voice": voice}]}))
+        result = make_call(bad, tmp_path / "out")
+        assert result.returncode == 2 and wanted in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    result = subprocess.run([sys.executable, str(SCRIPT), "--telephone", str(tmp_path / "none.flac"),
+                             str(tmp_path / "x.flac")], capture_output=True, text=True)
+    assert result.returncode == 2 and "no such call" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -78,9 +78,14 @@ def resolve_model(name: str) -> str:
         ) from None
 
 
-def decode_options(cfg: SttConfig) -> dict:
-    """faster-whisper `transcribe` settings; the benchmark's plain baseline uses the same ones."""
-    return {
+def decode_options(cfg: SttConfig, hotwords: str = "") -> dict:
+    """faster-whisper `transcribe` settings; the benchmark's plain baseline uses the same ones.
+
+    `hotwords` (faster-whisper puts them in the prompt of every window) is for measuring a
+    decoding bias with `scripts/eval-asr --hotwords`; the monitor decodes without one, because
+    the coaching vocabulary as hotwords made tiny.en's WER worse (docs/EVALUATION.md).
+    """
+    options = {
         "language": cfg.language,
         "beam_size": cfg.beam_size,
         # Temperature fallback samples at random: it would make replays differ run to run.
@@ -92,6 +97,9 @@ def decode_options(cfg: SttConfig) -> dict:
         "log_prob_threshold": cfg.log_prob_threshold,
         "compression_ratio_threshold": cfg.compression_ratio_threshold,
     }
+    if hotwords:
+        options["hotwords"] = hotwords
+    return options
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -108,11 +116,12 @@ def pick_device(device: str, compute_type: str) -> tuple[str, str]:
 class WhisperTranscriber:
     """One faster-whisper model; call `transcribe` from one thread only."""
 
-    def __init__(self, cfg: SttConfig) -> None:
+    def __init__(self, cfg: SttConfig, hotwords: str = "") -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         self.cfg = cfg
+        self.options = decode_options(cfg, hotwords)  # hotwords: see decode_options
         if cfg.language not in _LANGUAGE_CODES:
             raise ModelError(f"stt.language {cfg.language!r} is not a Whisper language code (e.g. en, de, fr)")
         if cfg.model.endswith(".en") and cfg.language != "en":
@@ -133,7 +142,7 @@ class WhisperTranscriber:
     def transcribe(self, audio: np.ndarray) -> list[RawWord]:
         """Words of one utterance (16 kHz mono float32), after the hallucination guards."""
         cfg = self.cfg
-        segments, _ = self.model.transcribe(audio, **decode_options(cfg))
+        segments, _ = self.model.transcribe(audio, **self.options)
         words: list[RawWord] = []
         for seg in list(segments):
             if _hallucinated(seg, cfg):
