@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 
@@ -130,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     hostility.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
     hostility.set_defaults(run=_lazy("hostility"))
 
+    redact = sub.add_parser(
+        "redact",
+        help="mask personal data in text lines (stdin to stdout)",
+        description=(
+            "Read text lines on stdin and write them to stdout with personal data replaced by labels: card numbers "
+            "[card], social security numbers [ssn], phone numbers [phone], e-mail addresses (also spoken: \"jo at "
+            "gmail dot com\") [email], sort codes [sort_code], account numbers and digits read out [digits]. It is the "
+            "function every sink (floor, archive, reports) applies before a transcript leaves the process."
+        ),
+        epilog='example: echo "my card is 4111 1111 1111 1111" | callmon redact',
+    )
+    redact.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
+    redact.set_defaults(run=_run_redact)
+
     demo = sub.add_parser(
         "demo",
         help="play a bundled demo call in the agent's screen",
@@ -206,6 +222,15 @@ def _add_outputs(p: argparse.ArgumentParser, archive: bool) -> None:
         p.add_argument("--archive", metavar="FILE", help="also archive the call into this QA archive (SQLite)")
 
 
+def _run_redact(args: argparse.Namespace) -> int:
+    from .redact import redact_text
+
+    for line in sys.stdin:
+        sys.stdout.write(redact_text(line.rstrip("\n")) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
     """The runner `name` in monitor.calls, imported only when the command runs (the pipeline is slow to import)."""
 
@@ -235,7 +260,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"callmon: error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error worth a traceback.
-        sys.stderr.close()
+    except BrokenPipeError as exc:
+        if not stdout_closed():
+            # A pipe of our own (a worker's, a socket) broke: a failure, not a reader that went away.
+            if args.verbose:
+                log.exception("broken pipe")
+            print(f"callmon: error: a connection closed unexpectedly ({exc}); run again (-v shows where)", file=sys.stderr)
+            return 1
+        # The reader of stdout went away (e.g. `| head`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain about the same pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def stdout_closed() -> bool:
+    """True when stdout is a pipe or socket whose reader has gone (poll reports an error or hang-up on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False  # not a real file (tests capture it): it cannot have been closed by a reader
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))

@@ -186,6 +186,15 @@ class CoachConfig:
 
 
 @dataclass(frozen=True)
+class QaConfig:
+    """QA ingest on Dask: reaching a scheduler, waiting on the archive, the first ETA."""
+
+    connect_timeout_s: float = _opt(10.0, lo=0.5, hi=300.0)
+    lock_wait_s: float = _opt(10.0, lo=0.1, hi=600.0)
+    eta_speed: float = _opt(6.0, lo=0.1, hi=1000.0)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -197,6 +206,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     coach: CoachConfig = field(default_factory=CoachConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
 
 
 def default_config_path() -> Path:

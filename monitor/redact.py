@@ -1,11 +1,15 @@
 """Redaction of personal data in transcripts, before anything leaves the agent's process.
 
 What goes: card numbers (13–19 digits passing the Luhn check), US social security numbers, phone
-numbers, e-mail addresses (written or spoken: "jo at example dot com"), and any other string of
-digits read out one by one ("four one one one", "4, 1, 1, 1") or of seven digits or more
-(account and policy numbers). Each is replaced by a label in brackets: [card], [ssn], [phone],
-[email], [digits]. Short numbers in ordinary speech ("3 days", "2024", "$45") stay, because
-they carry no identity and QA needs them.
+numbers, e-mail addresses (written, mis-spaced "jo.smith @ gmail. com", or spoken "jo dot smith
+at gmail dot com", "jo at the rate gmail dot com"), bank sort codes (two digits three times),
+IBANs, and any other string of digits read out one by one ("four one one one", "4, 1, 1, 1") or of
+seven digits or more (account and policy numbers). Each is replaced by a label in brackets:
+[card], [ssn], [phone], [email], [sort_code], [account], [digits]. Numbers in ordinary speech stay,
+because they carry no identity and QA needs them: short ones ("3 days", "2024"), amounts of money
+("$12,499.00", "1,250,000 dollars"), dates ("1/10/2017") and counting ("one, two, three, four").
+The same function serves every sink and `callmon redact`; its recall and false positives are
+measured on tests/fixtures/redaction (docs/EVALUATION.md).
 
 Whisper writes spoken digits in many ways (numerals, words, grouped with spaces, commas or
 dashes), so digit runs are found as one sequence of digit tokens and classified afterwards.
@@ -27,11 +31,18 @@ _REPEAT = {"double": 2, "triple": 3}
 _TOKEN = r"(?:\d+|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True)) + r"|double|triple)"
 # A run of digit tokens joined by spaces, commas, dots, dashes, slashes or brackets; an optional leading "+".
 _RUN = re.compile(rf"(?<![\w@])\+?\(?{_TOKEN}(?:\)?[\s,.\-/]*\(?{_TOKEN})*\)?(?![\w@])", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-_SPOKEN_EMAIL = re.compile(
-    r"\b[\w.'-]+(?:\s+(?:dot|underscore|dash)\s+[\w'-]+)*\s+at\s+[\w-]+(?:\s+dot\s+[\w-]+)+\b", re.IGNORECASE
-)
+# Top-level domains an address may end in: a spoken domain must end in one, so "at home dot" stays.
+_TLD = r"(?:com|org|net|edu|gov|io|co|uk|us|ca|au|de|fr|es|it|nl|ie|in|ru|info|biz|me|uk)"
+_USER = r"[\w.+'-]+(?:\s+(?:dot|underscore|dash|hyphen)\s+[\w'-]+)*"
+_AT = r"(?:\s*@\s*|\s+at\s+(?:the\s+rate\s+(?:of\s+)?)?)"
+_DOMAIN = rf"[\w-]+(?:\s*(?:\.|\bdot\b)\s*[\w-]+)*?(?:\s*(?:\.|\bdot\b)\s*{_TLD}\b)+"
+_EMAIL = re.compile(rf"(?<![\w.@])(?!(?:at|me|to|is|email|address)\b){_USER}{_AT}{_DOMAIN}", re.IGNORECASE)
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b")
 _SSN = re.compile(r"^\d{3}[\s-]\d{2}[\s-]\d{4}$")
+_SORT_CODE = re.compile(r"^\d{2}(?:[\s,.-]+\d{2}){2}$")
+_DATE = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}$")
+_AMOUNT = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d{2})?$|^\d+\.\d{2}$")
+_MONEY_AFTER = re.compile(r"^\s*(?:dollars|pounds|euros|bucks|quid|cents|pence|percent|%|k\b|million|thousand)", re.IGNORECASE)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -61,8 +72,16 @@ def _digits_of(run: str) -> tuple[str, int]:
     return "".join(out), len(tokens)
 
 
-def _label(run: str) -> str | None:
-    """What a digit run is, or None when it is an ordinary number to keep."""
+def _counting(digits: str, tokens: int) -> bool:
+    """Counting up to five ("1, 2, 3, 4", "one two three four five"): one digit per token, each one more.
+
+    Longer runs are read-out numbers even when they ascend ("one two three four five six" is an account).
+    """
+    return tokens == len(digits) <= 5 and all(int(b) - int(a) == 1 for a, b in zip(digits, digits[1:], strict=False))
+
+
+def _label(run: str, before: str = "", after: str = "") -> str | None:
+    """What a digit run is, or None when it is an ordinary number to keep (`before`/`after`: the text around it)."""
     digits, tokens = _digits_of(run)
     stripped = run.strip(" ,.-/()")
     if not digits:
@@ -71,6 +90,14 @@ def _label(run: str) -> str | None:
         return "[ssn]"
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return "[card]"
+    if _DATE.match(stripped) or _counting(digits, tokens):
+        return None
+    if _AMOUNT.match(stripped) and (before.rstrip().endswith(("$", "£", "€")) or _MONEY_AFTER.match(after)):
+        return None  # money: "$12,499.00", "3,415,000 dollars"
+    if before.rstrip().endswith(("$", "£", "€")) and len(digits) <= 9:
+        return None
+    if _SORT_CODE.match(stripped):
+        return "[sort_code]"
     if stripped.startswith("+") and len(digits) >= 7 or len(digits) in (10, 11) and tokens >= 2:
         return "[phone]"
     if len(digits) >= 7:
@@ -84,11 +111,11 @@ def _label(run: str) -> str | None:
 
 def _spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, label) of everything to redact in `text`, in order, not overlapping."""
-    found: list[tuple[int, int, str]] = []
-    for rx in (_EMAIL, _SPOKEN_EMAIL):
-        found += [(m.start(), m.end(), "[email]") for m in rx.finditer(text)]
+    found: list[tuple[int, int, str]] = [(m.start(), m.end(), "[email]") for m in _EMAIL.finditer(text)]
+    found += [(m.start(), m.end(), "[account]") for m in _IBAN.finditer(text)
+              if not any(s < m.end() and m.start() < e for s, e, _ in found)]
     for m in _RUN.finditer(text):
-        label = _label(m.group())
+        label = _label(m.group(), text[max(0, m.start() - 3):m.start()], text[m.end():m.end() + 12])
         if label and not any(s < m.end() and m.start() < e for s, e, _ in found):
             # Keep the separators around the run (a trailing comma or full stop) in the text.
             lead = len(m.group()) - len(m.group().lstrip(" ,.-/"))

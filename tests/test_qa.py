@@ -5,8 +5,8 @@ files (random bytes named x.wav, a flac cut short). Everything that reads the ar
 
 * the batch: the good calls go in, the bad ones are reported one line each and skipped, exit 2;
   a second ingest (one call under a new name) skips everything by content;
-* kill -9 part-way through a batch (1 worker): the rerun ingests the rest, the finished call is
-  not archived twice (`test_resume_after_kill`, its own small archive);
+* kill -9 of the ingest part-way through a batch (1 worker): no worker outlives it, and the rerun
+  ingests the rest with nothing twice and no orphan rows (its own small archive);
 * search finds a phrase the customer says (from the manifest's turns), at the right call time;
 * scorecards (via `qa export --csv`, one row per call) agree with the manifests: every expected
   nudge kind is there, no forbidden one, the duration within 0.5 s;
@@ -122,14 +122,16 @@ def test_second_ingest_skips_what_is_archived_even_renamed(archive, tmp_path):
     assert [r["call_id"] for r in exported(db)] == [r["call_id"] for r in before]
 
 
-def test_resume_after_kill(tmp_path):
+def test_kill_9_leaves_no_worker_and_the_rerun_stores_each_call_once(tmp_path):
+    """kill -9 of the ingest alone (not its process group): its Dask workers die with it, and the
+    rerun ingests the rest with no call twice and no rows without a call."""
     names = ["short", "scn_calm_password_reset", "scn_calm_delivery_date"]
     files = [str(CALLS / f"{n}.flac") for n in names]
     db = tmp_path / "archive.sqlite"
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "qa", "ingest", *files, "--db", str(db), "--workers", "1", "-q"],
         cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True,  # its session id finds its workers after it is gone
     )
     try:
         deadline = time.monotonic() + 300
@@ -139,9 +141,16 @@ def test_resume_after_kill(tmp_path):
             time.sleep(0.2)
         assert proc.poll() is None, "the batch finished before it could be killed"
         assert completed(db) >= 1, "no call was completed within 300 s"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        assert len(session_processes(proc.pid)) >= 2, "the ingest should have started a worker process"
+        os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        deadline = time.monotonic() + 60
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_processes(proc.pid) == [], "a worker outlived the killed ingest"
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
     first = completed_sources(db)
     assert len(first) < len(names), "the kill came after the whole batch"
 
@@ -150,9 +159,34 @@ def test_resume_after_kill(tmp_path):
     assert f"skipped {len(first)} already archived" in result.stderr, result.stderr
     rows = exported(db)
     assert sorted(r["source"] for r in rows) == sorted(files), "each file exactly once"
+    assert orphans(db) == 0
+
+
+def session_processes(sid):
+    """Live processes in session `sid` (zombies are dead)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getsid(p.info["pid"]) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p.info["pid"])
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def orphans(db):
+    """Rows that belong to no complete call, claims left behind, and calls stored twice."""
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM calls WHERE status != 'complete'").fetchone()[0] == 0, \
-            "the call cut off by the kill was replaced, not left behind"
+        count = conn.execute("SELECT count(*) FROM calls WHERE status != 'complete'").fetchone()[0]
+        for table in ("segments", "metrics", "nudges", "marks"):
+            count += conn.execute(f"SELECT count(*) FROM {table} WHERE call_id NOT IN (SELECT call_id FROM calls)").fetchone()[0]
+        # The search index agrees with the segments (raises "database disk image is malformed" otherwise).
+        conn.execute("INSERT INTO segments_fts (segments_fts) VALUES ('integrity-check')")
+        count += conn.execute("SELECT count(*) FROM claims").fetchone()[0]
+        count += conn.execute("SELECT count(*) - count(DISTINCT content_hash) FROM calls").fetchone()[0]
+    return count
 
 
 def completed(db):
@@ -208,7 +242,8 @@ def test_export_csv_has_a_header_and_one_row_per_call(archive, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("call_id,call_date,agent_id,source,")
-    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_nudges", "nudges_set_boundary"):
+    for column in ("talk_ratio", "silence_share", "peak_heat", "followed_rate", "heat_before_trigger", "heat_after_move",
+                   "heat_q1", "talk_silence_s", "nudges_set_boundary"):
         assert column in lines[0].split(",")
     assert len(lines) == 1 + len(GOOD)
 
@@ -252,13 +287,69 @@ def test_report_embeds_a_plot_that_is_not_blank(archive, tmp_path):
     page = out.read_text(encoding="utf-8")
     assert "set_boundary" in page and "completely useless" in page and 'class="seg customer' in page
     assert_plot_not_blank(page)
+    assert "<pre" not in page and "<th>figure</th>" in page, "the scorecard is a table"
+    assert 'class="legend"' in page and "said while the call was heated" in page
+    for heading in ("Heat and customer sentiment per quarter", "Talk, silence, overlap and interruptions",
+                    "Nudges: what the agent did, and did it help"):
+        assert heading in page
+    assert '<audio id="player"' in page and page.count("data-t=") >= 5, "times jump the player"
 
+
+def test_report_audio_bleeps_what_redaction_removed(archive, tmp_path):
+    """The customer reads out an account number ("M L four four eight two"): the transcript says [digits],
+    and the report's recording plays a 1 kHz tone over that span instead of the voice."""
+    import numpy as np
+
+    from monitor.qa.audio import BLEEP_HZ, PAD_S, RATE, decode
+
+    db, _, _ = archive
+    call_id = call_id_of(db, "scn_cs_legal_solicitor")
+    with sqlite3.connect(db) as conn:
+        words = [json.loads(r[0]) for r in conn.execute("SELECT words FROM segments WHERE call_id = ?", (call_id,))]
+    spans = [(w["start"], w["end"]) for ws in words for w in ws if "[digits]" in w["w"]]
+    assert spans, "the account number read out is redacted in the archive"
+    out = tmp_path / "call.html"
+    result = qa(db, "report", call_id, "--html", out)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert f"{len(spans)} redacted span(s) bleeped" in page
+    mp3 = tmp_path / "call.mp3"
+    mp3.write_bytes(base64.b64decode(re.search(r'src="data:audio/mpeg;base64,([A-Za-z0-9+/=]+)"', page).group(1)))
+    audio = decode(mp3).mean(axis=0)
+    original = decode(CALLS / "scn_cs_legal_solicitor.flac").mean(axis=0)
+    for start, end in spans:
+        inside = audio[int((start + PAD_S) * RATE):int((end - PAD_S) * RATE)]
+        assert len(inside) > RATE // 10
+        spectrum = np.abs(np.fft.rfft(inside))
+        assert abs(np.argmax(spectrum) * RATE / len(inside) - BLEEP_HZ) < 20, "the span is the tone"
+        said = original[int((start + PAD_S) * RATE):int((end - PAD_S) * RATE)]
+        voice = np.abs(np.fft.rfft(said))
+        assert abs(np.argmax(voice) * RATE / len(said) - BLEEP_HZ) >= 20, "(the voice there was not a 1 kHz tone)"
+
+
+def test_summary_has_trends_per_agent_and_week_and_links_each_call(archive, tmp_path):
+    db, _, _ = archive
     summary = tmp_path / "summary.html"
-    result = qa(db, "report", "--summary", "--html", summary)
+    result = qa(db, "report", "--summary", "--calls", "--html", summary)
     assert result.returncode == 0, result.stderr
     page = summary.read_text(encoding="utf-8")
-    assert all(call_id_of(db, n) in page for n in GOOD)
     assert_plot_not_blank(page)
+    assert "<h2>Per agent</h2>" in page and "<h2>Per week</h2>" in page
+    assert f"<td class=\"nw\">{AGENT}</td>" in page and "2026-W47 (from 2026-11-16)" in page
+    for name in GOOD:
+        call_id = call_id_of(db, name)
+        assert f'<a href="{call_id}.html"><code>{call_id}</code></a>' in page
+        assert (tmp_path / f"{call_id}.html").is_file(), "--calls writes each call's report where the summary links"
+    assert "td.nw, code { white-space: nowrap; }" in page
+
+
+def test_search_survives_what_tiny_en_misheard(archive):
+    """The agent says "Lumen Home Loans" (the manifest); whatever tiny.en wrote, "loans" finds that call."""
+    db, _, _ = archive
+    assert "Home Loans" in manifest("scn_cs_legal_solicitor")["turns"][0]["text"]
+    result = qa(db, "search", "loans")
+    assert result.returncode == 0, result.stderr
+    assert call_id_of(db, "scn_cs_legal_solicitor") in result.stdout
 
 
 def assert_plot_not_blank(page):
@@ -309,6 +400,7 @@ def test_live_call_cut_off_keeps_what_was_committed(tmp_path):
     roles = {"agent": RoleMetrics(), "customer": RoleMetrics(speaking=True)}
     for i in range(1, 31):  # 3 s of metrics, then the process "dies": no call.ended, no close()
         sink(Metrics("c-0000beef", i / 10, i / 10, roles, overlap=False, silence_s=0.0, heat=1))
+    sink.sync()  # what the writer thread has committed by now
     listed = qa(db, "list")
     assert listed.returncode == 0 and "c-0000beef" in listed.stdout and "(cut off)" in listed.stdout, listed.stdout
     shown = qa(db, "show", "c-0000beef")
@@ -340,3 +432,28 @@ def test_bad_paths_are_one_line(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no audio here\n")
     assert "no audio files" in one_error_line(callmon("qa", "ingest", tmp_path / "notes", "--db", db))
+
+
+def test_live_sink_never_waits_on_a_locked_archive(tmp_path):
+    """The pipeline's thread hands rows to the sink's writer thread: while another writer holds the
+    archive, the call goes on (nothing fails, nothing is lost), and everything is written at the end."""
+    db = tmp_path / "archive.sqlite"
+    sink = ArchiveSink(db, agent_id="agent-7")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # e.g. a long ingest transaction
+    roles = {"agent": RoleMetrics(), "customer": RoleMetrics(speaking=True)}
+    sink(started("c-0000f00d"))
+    for i in range(1, 601):  # a minute of metrics and a final every 5 s, all while the archive is locked
+        sink(Metrics("c-0000f00d", i / 10, i / 10, roles, overlap=False, silence_s=0.0, heat=1))
+        if i % 50 == 0:
+            sink(TranscriptFinal("c-0000f00d", i / 10, i / 10, "customer", f"sentence number {i}", i / 10 - 1, i / 10))
+    assert sink.error is None and holder.in_transaction, "the lock is still held and the sink has not failed"
+    holder.execute("ROLLBACK")
+    holder.close()
+    sink(CallEnded("c-0000f00d", 60.0, 60.0, duration=60.0, peak_heat=1, nudges_raised=0, nudges_followed=0, talk_ratio=None))
+    sink.close()  # flushed at the call's end
+    assert sink.error is None
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM calls WHERE call_id = 'c-0000f00d'").fetchone() == ("complete",)
+        assert conn.execute("SELECT count(*) FROM segments").fetchone()[0] == 12
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 60

@@ -88,3 +88,42 @@ def test_the_call_summary_wins_over_the_timeline():
     sc = build_scorecard(points, [], duration_s=1.0, talk_ratio=0.4, peak_heat=2)
     assert sc.talk_ratio == 0.4 and sc.peak_heat == 2
     assert sc.followed_rate is None and sc.heat_before_mean is None
+
+
+def test_did_it_help_compares_before_the_trigger_with_after_the_agents_move():
+    """The trigger heats the call just before the nudge; the agent follows 10 s later and it calms down.
+    Measured from the nudge, the heat the trigger raised made this read "not calmer"; from the move, it helped."""
+    points = [point(float(t), 2 if 58 <= t <= 70 else 0) for t in range(1, 121)]
+    nudges = [NudgeRecord("n1-acknowledge", "acknowledge", 60.0, how="resolved", cleared_t=70.0, followed=True, follow_s=10.0),
+              NudgeRecord("n2-slow_down", "slow_down", 90.0, how="expired", followed=False)]
+    sc = build_scorecard(points, nudges, duration_s=120.0, agent_lines=[(61.0, "I'm sorry, that sounds awful"), (95.0, "ok")])
+    helped, ignored = sc.nudges
+    assert helped.heat_before == pytest.approx(2 * 2 / 30), "[30, 60): only the trigger's first 2 s are heated"
+    assert helped.heat_after == 0.0 and helped.heat_peak == 2.0
+    assert helped.verdict == "calmer" and helped.calmed is True
+    assert helped.agent_said == "I'm sorry, that sounds awful"
+    assert heat_between(points, 60, 90, lo_open=True, hi_open=False) > helped.heat_before, "the old window read hotter"
+    assert ignored.verdict is None and ignored.heat_after is None, "not followed: no move to measure from"
+    assert sc.heat_before_mean == pytest.approx(helped.heat_before) and sc.heat_after_mean == 0.0
+
+
+def test_quarters_and_talk_per_role():
+    points = [point(float(t), 3 if t > 75 else 0, quiet=0.5 if t <= 50 else 0.0, agent=0.5 if t <= 50 else 0.0,
+                    customer=0.0 if t <= 50 else 1.0) for t in range(1, 101)]
+    sc = build_scorecard(points, [], duration_s=100.0)
+    assert [q.heat for q in sc.quarters] == [0.0, 0.0, 0.0, 3.0]
+    assert [(q.start, q.end) for q in sc.quarters] == [(0.0, 25.0), (25.0, 50.0), (50.0, 75.0), (75.0, 100.0)]
+    assert [q.sentiment for q in sc.quarters] == [None] * 4, "no hostility measured: unknown, not neutral"
+    assert (sc.talk.agent_s, sc.talk.customer_s, sc.talk.silence_s) == (25.0, 50.0, 25.0)
+    row = sc.flat()
+    assert row["heat_q4"] == 3.0 and row["talk_customer_s"] == 50.0 and row["hostility_q1"] is None
+
+
+def test_an_unknown_talk_ratio_is_shown_as_a_dash_never_zero():
+    from monitor.qa.text import scorecard_lines
+
+    sc = build_scorecard([], [], duration_s=30.0)
+    assert sc.talk_ratio is None
+    line = next(x for x in scorecard_lines(sc) if "talk ratio" in x)
+    assert "talk ratio — agent" in line and "0%" not in line
+    assert sc.flat()["talk_ratio"] is None

@@ -59,3 +59,62 @@ def test_nudge_quotes_are_masked_and_other_events_pass_unchanged():
     assert redact_event(nudge).evidence == {"quote": "I gave you my number [phone] twice", "loud_db": 8.0}
     metrics = Metrics("c-1", 1.0, 1.0, {"customer": RoleMetrics()}, False, 0.0)
     assert redact_event(metrics) is metrics
+
+
+# --- the committed evaluation set (tests/fixtures/redaction, written by scripts/make-redaction-set) ---
+
+
+def test_recall_and_false_positives_on_the_committed_set():
+    """>= 98 % of each type caught and <= 2 % of civil lines touched, on the tuned half and the held-out half."""
+    from conftest import FIXTURES
+
+    from monitor.redact_eval import TYPES, evaluate
+
+    scores = evaluate(FIXTURES / "redaction")
+    assert sum(sum(s.total.values()) for s in scores.values()) >= 300
+    assert sum(s.civil_total for s in scores.values()) >= 200
+    for split, s in scores.items():
+        for kind in TYPES:
+            assert s.total[kind] >= 10, f"{split}: too few {kind} strings to measure"
+            missed = [m for m in s.misses if m[0] == kind]
+            assert s.recall(kind) >= 0.98, f"{split} {kind}: recall {s.recall(kind):.1%}; missed {missed[:3]}"
+        assert s.fp_rate() <= 0.02, f"{split}: {s.civil_changed} civil lines changed, e.g. {s.false_positives[:3]}"
+
+
+@pytest.mark.parametrize(
+    ("said", "stored"),
+    [
+        ("my email is john.smith at gmail dot com", "my email is [email]"),
+        ("it's jsmith at the rate yahoo dot co dot uk.", "it's [email]."),
+        ("john.smith @ gmail. com is fine", "[email] is fine"),
+        ("the sort code is 20-00-00", "the sort code is [sort_code]"),
+        ("my IBAN is GB29 NWBK 6016 1331 9268 19", "my IBAN is [account]"),
+        ("account number 3192 6819", "account number [digits]"),
+    ],
+)
+def test_whisper_forms_of_emails_sort_codes_and_accounts(said, stored):
+    assert redact_text(said) == stored
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["the laptop was $12,499.00 before tax", "we paid $1,250,000 for it", "my contract started on 1/10/2017",
+     "I have one, two, three reasons", "1, 2, 3, 4, 5, I counted them", "the engineer comes at 10:30 am",
+     "meet me at the shop at five", "it was 3,415,000 dollars"],
+)
+def test_money_dates_counts_and_times_stay(said):
+    assert redact_text(said) == said
+
+
+def test_callmon_redact_masks_each_line_of_stdin():
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "redact"], input="call me on 555-123-4567\nno numbers here\n",
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "call me on [phone]\nno numbers here\n"

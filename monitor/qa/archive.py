@@ -12,26 +12,27 @@ personal data. The schema is described in docs/QA.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import queue
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import BadInput
-from ..events import Bookmark, CallEnded, CallStarted, Event, Metrics, Nudge, NudgeCleared, SupervisorRequested, TranscriptFinal
+from ..events import CallEnded, Event
 from ..redact import redact_event
-from .timeline import Downsampler, MetricPoint
+from .rows import POINT_COLUMNS, CallRows, Statement, utc_iso
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
-FLUSH_EVERY_S = 2.0  # call seconds of metrics between writes, at most
+WRITER_QUEUE = 64  # batches waiting for the live sink's writer thread; beyond that they coalesce (see ArchiveSink)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -118,7 +119,20 @@ CREATE TABLE IF NOT EXISTS marks (
 CREATE INDEX IF NOT EXISTS marks_by_call ON marks (call_id, t);
 """
 
-POINT_COLUMNS = tuple(MetricPoint.__dataclass_fields__)
+# Version 2: ingest claims, and at most one complete call per recording (a second is refused, not stored).
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS claims (
+    content_hash TEXT PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    source       TEXT,
+    heartbeat    REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS calls_one_per_recording ON calls (content_hash) WHERE status = 'complete';
+"""
+
+__all__ = ["POINT_COLUMNS", "ArchiveSink", "connect", "store_call", "transaction", "utc_iso"]
 
 
 def default_archive() -> Path:
@@ -131,10 +145,12 @@ def default_archive() -> Path:
     return Path(platformdirs.user_data_dir("callmon")) / "archive.sqlite"
 
 
-def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
-    """An autocommit connection in WAL mode with a busy timeout; the schema made when `create`.
+def connect(path: str | Path, *, create: bool = False, busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode with a busy timeout; the schema made (or upgraded) when `create`.
 
-    Without `create`, a missing file is bad input (one line saying how to fill an archive).
+    Without `create`, a missing file is bad input (one line saying how to fill an archive). With it,
+    the archive must be writable: a read-only file or folder, or one locked by another writer for
+    longer than the busy timeout, is bad input before any work starts.
     """
     path = Path(path)
     if not create and not path.is_file():
@@ -144,31 +160,88 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadInput(f"cannot create the archive's folder {path.parent} ({exc.strerror}); give --db FILE") from None
+    conn = None
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        _use_wal(conn, busy_ms)
         # NORMAL in WAL mode: a committed transaction survives the process being killed (only a power
         # cut may lose the last ones), and commits do not wait for fsync, so live calls never stall.
         conn.execute("PRAGMA synchronous = NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and create:
-            with transaction(conn):
-                for statement in _statements(SCHEMA):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if create and version < SCHEMA_VERSION:
+            _upgrade(conn)
         elif version == 0:
             tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'calls'").fetchone()[0]
             if not tables:
-                conn.close()
                 raise BadInput(f"{path} is not a callmon archive (no calls table); give the archive with --db FILE")
         elif version > SCHEMA_VERSION:
-            conn.close()
             raise BadInput(f"{path} was written by a newer callmon (archive schema {version}); upgrade callmon")
+        if create:
+            check_writable(conn, path)
+    except BadInput:
+        if conn is not None:
+            conn.close()
+        raise
     except sqlite3.DatabaseError as exc:
-        raise BadInput(f"{path} cannot be opened as an archive ({exc}); give a callmon archive with --db FILE") from None
+        if conn is not None:
+            conn.close()
+        raise archive_error(path, exc, busy_ms) from None
     return conn
+
+
+def archive_error(path: Path, exc: sqlite3.Error, busy_ms: int = BUSY_TIMEOUT_MS) -> BadInput:
+    """One line for what SQLite said about the archive: locked, read-only, or not an archive."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return BadInput(
+            f"the archive {path} is locked by another process (an ingest or a live call writing to it) and stayed "
+            f"locked for {busy_ms / 1000:.0f} s; run again when it is done, or give another --db FILE"
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return BadInput(f"the archive {path} is read-only ({text}); make it and its folder writable, or give another --db FILE")
+    return BadInput(f"{path} cannot be opened as an archive ({text}); give a callmon archive with --db FILE")
+
+
+def _use_wal(conn: sqlite3.Connection, busy_ms: int) -> None:
+    """Switch to WAL once; the switch does not wait on the busy handler, so two new writers retry it here."""
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Create the schema, or bring an older archive up to date; a second writer racing here waits, then finds it done."""
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # again, under the write lock
+        if version >= SCHEMA_VERSION:
+            return
+        if version == 0:
+            for statement in _statements(SCHEMA):
+                conn.execute(statement)
+        for statement in _statements(SCHEMA_V2):
+            try:
+                conn.execute(statement)
+            except sqlite3.IntegrityError:  # an old archive already holds a recording twice: keep it readable
+                log.warning("the archive holds a recording twice; duplicates are not prevented until one is deleted")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """Take the write lock and give it back: a read-only or locked archive fails here, before any work."""
+    try:
+        with transaction(conn):
+            conn.execute("DELETE FROM claims WHERE 0")
+    except sqlite3.OperationalError as exc:
+        raise archive_error(path, exc) from None
 
 
 def _statements(script: str) -> list[str]:
@@ -209,163 +282,104 @@ def find_by_hash(conn: sqlite3.Connection, content_hash: str) -> str | None:
     return row["call_id"] if row else None
 
 
-def utc_iso(moment: datetime) -> str:
-    """A moment as the archive stores it: ISO 8601 in UTC, to the second, with a Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def store_call(conn: sqlite3.Connection, content_hash: str, statements: list[Statement]) -> str | None:
+    """Write one ingested call whole, in one transaction; returns the call id it is already archived as, if so.
+
+    The check and the write happen under the write lock, so two ingests of one recording store it
+    once, whatever their timing; a `partial` call from an older, killed run goes in the same transaction.
+    """
+    with transaction(conn):
+        existing = find_by_hash(conn, content_hash)
+        if existing:
+            conn.execute("DELETE FROM claims WHERE content_hash = ?", (content_hash,))
+            return existing
+        for row in conn.execute(
+            "SELECT call_id FROM calls WHERE content_hash = ? AND status = 'partial'", (content_hash,)
+        ).fetchall():
+            delete_call(conn, row["call_id"])
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("DELETE FROM claims WHERE content_hash = ?", (content_hash,))  # done: whoever claimed it
+    return None
 
 
 class ArchiveSink:
-    """A pipeline sink that archives the call while it runs.
+    """A pipeline sink that archives a live call while it runs, through its own writer thread.
 
-    It never holds the pipeline up for long: metrics are downsampled to one row per second and
-    buffered, and writes happen in small transactions when something a reader wants arrives (a
-    final, a nudge, a clear, a bookmark, the end) or after `FLUSH_EVERY_S` of call time. A
-    database error is logged once and archiving stops (`error` says why); the call goes on.
+    The pipeline's thread never touches SQLite: it turns events into statements (`CallRows`, after
+    redaction) and hands a batch to the writer when something a reader wants arrives (a final, a
+    nudge, a clear, a bookmark, the end) or after 2 s of call time. Backpressure: the queue holds
+    `WRITER_QUEUE` batches; when it is full (the archive is locked by another writer for long)
+    batches coalesce in the sink and go as one when there is room, so nothing is dropped and the
+    call never waits. `close()` (at the call's end) hands over the rest and waits until it is written.
+    A database error is logged once and archiving stops (`error` says why); the call goes on.
     """
 
-    def __init__(
-        self,
-        db_path: str | Path,
-        *,
-        source_path: str | None = None,
-        content_hash: str | None = None,
-        agent_id: str | None = None,
-        call_date: datetime | None = None,
-    ) -> None:
+    def __init__(self, db_path: str | Path, *, agent_id: str | None = None, call_date: datetime | None = None) -> None:
         self.db_path = Path(db_path)
-        self.source_path = source_path
-        self.content_hash = content_hash
-        self.agent_id = agent_id
-        self.call_date = utc_iso(call_date or datetime.now(UTC))
-        self.call_id: str | None = None
-        self.completed = False
+        self.rows = CallRows(agent_id=agent_id, call_date=call_date)
         self.error: str | None = None
-        self._conn: sqlite3.Connection | None = connect(self.db_path, create=True)
-        self._down = Downsampler()
-        self._pending: list[tuple[str, tuple]] = []
-        self._flushed_t = 0.0
+        self._conn = connect(self.db_path, create=True)  # a bad archive fails here, before the call starts
+        self._queue: queue.Queue[list[Statement] | None] = queue.Queue(WRITER_QUEUE)
+        self._backlog: list[Statement] = []
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="archive-writer", daemon=True)
+        self._writer.start()
+
+    @property
+    def call_id(self) -> str | None:
+        """The call being archived (known from `call.started`)."""
+        return self.rows.call_id
+
+    @property
+    def completed(self) -> bool:
+        """True once `call.ended` has been handed to the writer."""
+        return self.rows.completed
 
     def __call__(self, event: Event) -> None:
-        """Buffer the event (redacted); write the buffer when it is worth it."""
-        if self._conn is None:
+        """Turn the event (redacted) into statements; hand a batch to the writer when it is worth it."""
+        if self.error is not None or self._closed:
+            return
+        if self.rows.take(redact_event(event)):
+            self._hand_over(block=isinstance(event, CallEnded))
+
+    def _hand_over(self, block: bool) -> None:
+        self._backlog += self.rows.drain()
+        if not self._backlog:
             return
         try:
-            self._take(redact_event(event))
-        except sqlite3.Error as exc:
-            self._fail(exc)
+            self._queue.put(self._backlog, block=block)
+        except queue.Full:
+            return  # the writer is behind: the batch waits here and goes with the next one
+        self._backlog = []
 
-    def _take(self, event: Event) -> None:
-        if isinstance(event, Metrics):
-            point = self._down.push(event)
-            if point is not None:
-                self._queue_point(point)
-            if event.t - self._flushed_t >= FLUSH_EVERY_S:
-                self._flush(event.t)
-            return
-        if isinstance(event, CallStarted):
-            self._start(event)
-            return
-        if isinstance(event, TranscriptFinal):
-            self._pending.append((
-                'INSERT INTO segments (call_id, role, start, "end", text, words) VALUES (?, ?, ?, ?, ?, ?)',
-                (event.call_id, event.role, event.start, event.end, event.text,
-                 json.dumps([asdict(w) for w in event.words], ensure_ascii=False)),
-            ))
-        elif isinstance(event, Nudge):
-            self._pending.append((
-                "INSERT OR REPLACE INTO nudges (call_id, nudge_id, t, kind, severity, message, reason, evidence) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.call_id, event.id, event.t, event.kind, event.severity, event.message, event.reason,
-                 json.dumps(event.evidence, ensure_ascii=False, default=str)),
-            ))
-        elif isinstance(event, NudgeCleared):
-            self._pending.append((
-                "UPDATE nudges SET cleared_t = ?, how = ?, followed = ?, follow_s = ? WHERE call_id = ? AND nudge_id = ?",
-                (event.t, event.how, None if event.followed is None else int(event.followed), event.follow_s,
-                 event.call_id, event.id),
-            ))
-        elif isinstance(event, (Bookmark, SupervisorRequested)):
-            self._pending.append((
-                "INSERT INTO marks (call_id, t, kind, note) VALUES (?, ?, ?, ?)",
-                (event.call_id, event.t, event.type, event.note),
-            ))
-        elif isinstance(event, CallEnded):
-            self._end(event)
-            return
-        else:
-            return  # partials, status: not archived
-        self._flush(event.t)
+    def _write_loop(self) -> None:
+        conn = self._conn
+        while (batch := self._queue.get()) is not None:
+            try:
+                if self.error is None:  # after an error: drain until closed
+                    with transaction(conn):
+                        for sql, params in batch:
+                            conn.execute(sql, params)
+            except sqlite3.Error as exc:
+                self.error = f"archiving to {self.db_path} stopped ({exc})"
+                log.warning("%s; the call goes on without the archive", self.error)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+        conn.close()
 
-    def _start(self, event: CallStarted) -> None:
-        """Open the call's row; a partial call from an earlier, killed run of the same file goes first."""
-        assert self._conn is not None
-        self.call_id = event.call_id
-        with transaction(self._conn) as conn:
-            if self.content_hash:
-                for row in conn.execute(
-                    "SELECT call_id FROM calls WHERE content_hash = ? AND status = 'partial'", (self.content_hash,)
-                ).fetchall():
-                    delete_call(conn, row["call_id"])
-            conn.execute(
-                "INSERT INTO calls (call_id, status, content_hash, source, agent_id, call_date, model, archived_at) "
-                "VALUES (?, 'partial', ?, ?, ?, ?, ?, ?)",
-                (event.call_id, self.content_hash, self.source_path or event.source, self.agent_id or event.agent_id,
-                 self.call_date, event.model, utc_iso(datetime.now(UTC))),
-            )
-
-    def _queue_point(self, p: MetricPoint) -> None:
-        assert self.call_id is not None
-        values = tuple(getattr(p, c) for c in POINT_COLUMNS)
-        self._pending.append((
-            f"INSERT OR REPLACE INTO metrics (call_id, {', '.join(POINT_COLUMNS)}) "
-            f"VALUES (?, {', '.join('?' for _ in POINT_COLUMNS)})",
-            (self.call_id, *values),
-        ))
-
-    def _end(self, event: CallEnded) -> None:
-        point = self._down.flush()
-        if point is not None:
-            self._queue_point(point)
-        self._pending.append((
-            "UPDATE calls SET status = 'complete', duration = ?, peak_heat = ?, nudges_raised = ?, nudges_followed = ?, "
-            "talk_ratio = ?, error = ? WHERE call_id = ?",
-            (event.duration, event.peak_heat, event.nudges_raised, event.nudges_followed, event.talk_ratio, event.error,
-             event.call_id),
-        ))
-        self._flush(event.t)
-        self.completed = True
-
-    def _flush(self, t: float) -> None:
-        self._flushed_t = t
-        if not self._pending or self._conn is None or self.call_id is None:
-            return
-        pending, self._pending = self._pending, []
-        with transaction(self._conn) as conn:
-            for sql, params in pending:
-                conn.execute(sql, params)
-
-    def _fail(self, exc: sqlite3.Error) -> None:
-        self.error = f"archiving to {self.db_path} stopped ({exc})"
-        log.warning("%s; the call goes on without the archive", self.error)
-        self._close_conn()
+    def sync(self) -> None:
+        """Wait until everything handed over so far is written (not on the audio thread: it waits on SQLite)."""
+        self._hand_over(block=True)
+        self._queue.join()
 
     def close(self) -> None:
-        """Write what is buffered and close the connection (CallSession.run calls this at the end)."""
-        if self._conn is None:
+        """Hand over what is left (a call cut off keeps its last second) and wait until it is written."""
+        if self._closed:
             return
-        try:
-            point = None if self.completed else self._down.flush()
-            if point is not None and self.call_id is not None:
-                self._queue_point(point)
-            self._flush(self._flushed_t)
-        except sqlite3.Error as exc:
-            self._fail(exc)
-        self._close_conn()
-
-    def _close_conn(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
+        self._closed = True
+        self.rows.cut_off()
+        self._hand_over(block=True)
+        self._queue.put(None)
+        self._writer.join()

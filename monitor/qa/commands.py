@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ..errors import BadInput
-from ..vocab import KINDS
+from .scorecard import KINDS
+from .search import EVENT_KINDS
 
 FILTERS_HELP = "calls from --since to --until (UTC days, inclusive), of --agent, with peak heat >= --min-heat, with a --kind nudge"
 
@@ -60,13 +61,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
 
 
-def _filters(p: argparse.ArgumentParser) -> None:
+def _filters(p: argparse.ArgumentParser, kinds: tuple[str, ...] = KINDS) -> None:
     g = p.add_argument_group("which calls")
     g.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="calls on or after this day (UTC)")
     g.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="calls on or before this day (UTC)")
     g.add_argument("--agent", metavar="NAME", help="calls of this agent only")
     g.add_argument("--min-heat", type=_heat, metavar="N", help="calls whose peak heat reached N (0 calm .. 3 critical)")
-    g.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"calls with a nudge of this kind ({', '.join(KINDS)})")
+    g.add_argument("--kind", choices=kinds, metavar="KIND", help=f"calls with a nudge or mark of this kind ({', '.join(kinds)})")
 
 
 def _ingest_parser(qsub: argparse._SubParsersAction) -> None:
@@ -75,17 +76,29 @@ def _ingest_parser(qsub: argparse._SubParsersAction) -> None:
         help="replay recordings into the archive",
         description=(
             "Replay each recording (wav, flac, ogg, mp3; folders are searched recursively) through the same pipeline "
-            "as a live call, as fast as the machine goes, and store the call in the archive: transcript (redacted), "
-            "a per-second timeline of the measures, nudges and whether they were followed. Files already archived "
-            "(same content, any name) are skipped, so an interrupted batch is finished by running it again. A file "
-            "that cannot be used is reported and the rest go on (exit 2 at the end)."
+            "as a live call, on Dask workers (a local cluster, or --scheduler), and store each call in the archive as "
+            "it finishes: transcript (redacted), a per-second timeline of the measures, nudges and whether they were "
+            "followed. Files already archived (same content, any name) are skipped, so an interrupted batch is finished "
+            "by running it again; two ingests at once share the files, never doing one twice. A file that cannot be "
+            "used is reported and the rest go on (exit 2 at the end)."
         ),
-        epilog="example: callmon qa ingest calls/2026-11-23/ --workers 2 --agent sam",
+        epilog=(
+            "examples:\n  callmon qa ingest calls/2026-11-23/ --workers 2 --agent sam\n"
+            "  callmon qa ingest /shared/calls/ --scheduler tcp://10.0.0.5:8786   (see docs/QA.md)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders of them")
     _common(p)
-    p.add_argument(
-        "--workers", type=_count, metavar="N", help="calls replayed at once, each with its own model (default: one per core)"
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_count, metavar="N",
+        help="start a local Dask cluster of N worker processes, each with its own model (default: one per core)",
+    )
+    where.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT",
+        help="use an existing Dask cluster instead (dask scheduler / dask worker; every worker must see the files at the "
+             "same path and have callmon installed); the archive stays on this machine",
     )
     p.add_argument("--agent", metavar="NAME", help="the agent on these calls (default: call.agent_id from the config)")
     p.add_argument("--date", type=_moment, metavar="YYYY-MM-DD[THH:MM]",
@@ -119,14 +132,23 @@ def _search_parser(qsub: argparse._SubParsersAction) -> None:
     p = qsub.add_parser(
         "search", help="find words in the transcripts",
         description=(
-            "Find utterances that contain the words, in that order (case and punctuation ignored; end a word with * to "
-            "match its beginning). Prints call id, call time, speaker and the text around the match, marked with « »."
+            "Find utterances: words in a row must occur in that order (so must \"quoted words\"); combine with OR, AND, "
+            "NEAR (within 10 words; NEAR/5 for 5); end a word with * to match its beginning. Case and punctuation are "
+            "ignored, and words of five letters or more also match the near-misses Whisper writes (one edit, two "
+            "from eight letters, or split in two); --exact turns that off. Prints call id, call time, speaker and the text "
+            "around the match, marked with « ». With --kind and no TEXT: the events of that kind (nudges, "
+            "supervisor_requested, bookmark), each with what was said just before."
         ),
-        epilog='example: callmon qa search "speak to your manager"',
+        epilog=(
+            "examples:\n  callmon qa search \"speak to your manager\"\n  callmon qa search \"cancel OR refund\"\n"
+            "  callmon qa search \"supervisor NEAR/5 now\"\n  callmon qa search --kind call_supervisor --since 2026-11-16"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("text", metavar="TEXT", help="the words to find")
+    p.add_argument("text", nargs="?", metavar="TEXT", help="the words to find (optional with --kind)")
     _common(p)
-    _filters(p)
+    _filters(p, EVENT_KINDS)
+    p.add_argument("--exact", action="store_true", help="only the words as typed, no near-misses")
     p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N matches (default 50)")
     p.set_defaults(run=_run_search)
 
@@ -150,9 +172,13 @@ def _report_parser(qsub: argparse._SubParsersAction) -> None:
     p = qsub.add_parser(
         "report", help="an HTML report of a call, or a summary of many",
         description=(
-            "Write one self-contained HTML file. For a CALL: the scorecard, a timeline plot (customer loudness above "
-            "baseline, pace, hostility, heat, nudge markers) and the transcript with speakers, highlights and nudges. "
-            f"With --summary: the selected calls ranked by peak heat, with plots of heat and nudges by kind. {FILTERS_HELP}."
+            "Write one self-contained HTML file. For a CALL: a player of the recording (redacted spans bleeped; every time "
+            "in the report plays from there), the scorecard, heat and customer sentiment per quarter, talk, silence, "
+            "overlap and interruptions per role, each nudge with what the agent did and whether it helped, a timeline "
+            "plot (customer loudness above baseline, pace, hostility, heat, nudge markers) and the transcript with "
+            "speakers, highlights (with a legend) and nudges. "
+            f"With --summary: trends per agent and per week (calls, heat, nudges raised and followed), the selected "
+            f"calls ranked by peak heat, each linking to its report, and plots of heat and nudges by kind. {FILTERS_HELP}."
         ),
         epilog=(
             "examples:\n  callmon qa report c-7f3a21b0 --html call.html\n"
@@ -162,6 +188,8 @@ def _report_parser(qsub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("call", nargs="?", metavar="CALL", help="the call id (or its unique beginning)")
     p.add_argument("--summary", action="store_true", help="a summary of the selected calls instead of one call")
+    p.add_argument("--calls", action="store_true",
+                   help="with --summary: also write each call's report next to it (CALL_ID.html), where the summary links")
     p.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
     _common(p)
     _filters(p)
@@ -255,10 +283,10 @@ def _run_ingest(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)  # a bad config stops here, before any worker starts
     resolve_model(cfg.stt.model)  # likewise a model that is not there
     opts = BatchOptions(
-        db=_db(args), paths=args.paths, workers=args.workers, agent_id=args.agent, call_date=args.date,
-        config_path=args.config, overrides=overrides, quiet=args.quiet,
+        db=_db(args), paths=args.paths, workers=args.workers, scheduler=args.scheduler, agent_id=args.agent,
+        call_date=args.date, quiet=args.quiet, verbose=args.verbose,
     )
-    return run_batch(opts, cfg.call.agent_id, cfg.stt.threads).exit_code()
+    return run_batch(opts, cfg).exit_code()
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -272,12 +300,20 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from .queries import search
+    from .search import events, search
     from .text import print_hits
 
     filters = _selected(args)
+    if not args.text and not args.kind:
+        raise BadInput('give words to find, or --kind KIND for events, e.g. callmon qa search "speak to a manager"')
     with _reading(args) as conn:
-        print_hits(search(conn, args.text, filters, limit=args.limit), sys.stdout)
+        if not args.text:
+            print_hits(events(conn, args.kind, filters, limit=args.limit), sys.stdout)
+            return 0
+        hits, near = search(conn, args.text, filters, limit=args.limit, exact=args.exact)
+    if near:
+        print(f"also matching near-misses: {', '.join(dict.fromkeys(near))} (--exact for none)", file=sys.stderr)
+    print_hits(hits, sys.stdout)
     return 0
 
 
@@ -307,15 +343,22 @@ def _run_report(args: argparse.Namespace) -> int:
             if not details:
                 raise BadInput("no calls match the filters; 'callmon qa list' with the same filters shows what is there")
             make = lambda: report.summary_report(details, _describe(args))  # noqa: E731
+            if args.calls:
+                for d in details:
+                    _write(report, out.parent / report.call_link(d.info.call_id), lambda d=d: report.call_report(d))
         else:
             detail = load_call(conn, resolve_call(conn, args.call))
             make = lambda: report.call_report(detail)  # noqa: E731
+    _write(report, out, make)
+    return 0
+
+
+def _write(report, out: Path, make: Callable[[], str]) -> None:  # noqa: ANN001 - the report module
     try:
         report.write(out, make())
     except OSError as exc:
         raise BadInput(f"cannot write {out} ({exc.strerror})") from None
     print(f"wrote {out}", file=sys.stderr)
-    return 0
 
 
 def _describe(args: argparse.Namespace) -> str:

@@ -8,7 +8,6 @@ hash) is left out: the next run of the same ingest replaces it.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from .archive import POINT_COLUMNS
 from .scorecard import NudgeRecord, Scorecard, build_scorecard
 from .timeline import MetricPoint
 
+MARK_KINDS = {"supervisor_requested": "supervisor.requested", "bookmark": "bookmark"}  # --kind names of marks
 VISIBLE = "(c.status = 'complete' OR c.content_hash IS NULL)"
 # A live call cut off has no call.ended summary: its timeline says how far it got and how hot.
 DURATION = "COALESCE(c.duration, (SELECT max(m.t) FROM metrics m WHERE m.call_id = c.call_id))"
@@ -56,7 +56,10 @@ class Filters:
         if self.min_heat is not None:
             parts.append(f"{PEAK_HEAT} >= ?")
             params.append(self.min_heat)
-        if self.kind:
+        if self.kind in MARK_KINDS:
+            parts.append("EXISTS (SELECT 1 FROM marks k WHERE k.call_id = c.call_id AND k.kind = ?)")
+            params.append(MARK_KINDS[self.kind])
+        elif self.kind:
             parts.append("EXISTS (SELECT 1 FROM nudges n WHERE n.call_id = c.call_id AND n.kind = ?)")
             params.append(self.kind)
         return " AND ".join(parts), params
@@ -93,6 +96,7 @@ class Segment:
     start: float
     end: float
     text: str
+    words: str = "[]"  # JSON [{"w", "start", "end", "p"}], redacted spans folded into one word each
 
 
 @dataclass(frozen=True)
@@ -132,18 +136,8 @@ class CallDetail:
         self.scorecard = build_scorecard(
             self.points, [n.record for n in self.nudges], duration_s=duration,
             talk_ratio=self.info.talk_ratio, peak_heat=self.info.peak_heat,
+            agent_lines=[(s.start, s.text) for s in self.segments if s.role == "agent"],
         )
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    call_id: str
-    role: str
-    start: float
-    snippet: str
-    source: str | None
 
 
 _INFO_COLUMNS = (
@@ -198,40 +192,12 @@ def load_call(conn: sqlite3.Connection, call_id: str) -> CallDetail:
         for r in conn.execute("SELECT * FROM nudges WHERE call_id = ? ORDER BY t", (call_id,))
     ]
     segments = [
-        Segment(r["role"], r["start"], r["end"], r["text"])
-        for r in conn.execute('SELECT role, start, "end", text FROM segments WHERE call_id = ? ORDER BY start', (call_id,))
+        Segment(r["role"], r["start"], r["end"], r["text"], r["words"])
+        for r in conn.execute('SELECT role, start, "end", text, words FROM segments WHERE call_id = ? ORDER BY start', (call_id,))
     ]
     marks = [Mark(r["t"], r["kind"], r["note"]) for r in conn.execute(
         "SELECT t, kind, note FROM marks WHERE call_id = ? ORDER BY t", (call_id,))]
     return CallDetail(CallInfo(**dict(row)), points, nudges, segments, marks)
-
-
-def fts_query(text: str) -> str:
-    """The user's words as one FTS5 phrase (in order, case and punctuation ignored); `word*` matches a prefix.
-
-    Building the query from the words alone means no input can be an FTS5 syntax error.
-    """
-    tokens = re.findall(r"\w+\*?", text)
-    if not tokens:
-        raise BadInput(f"nothing to search for in {text!r}; give some words, e.g. callmon qa search \"speak to a manager\"")
-    words = [t.rstrip("*") for t in tokens]
-    if tokens[-1].endswith("*"):
-        return f'"{" ".join(words)}" *'
-    return f'"{" ".join(words)}"'
-
-
-def search(conn: sqlite3.Connection, text: str, filters: Filters, *, limit: int = 50,
-           mark: tuple[str, str] = ("«", "»")) -> list[Hit]:
-    """Utterances that contain the phrase, best match first, with a snippet where it is marked."""
-    where, params = filters.where()
-    sql = (
-        "SELECT s.call_id, s.role, s.start, c.source, "
-        "snippet(segments_fts, 0, ?, ?, '…', 12) AS snip "
-        "FROM segments_fts JOIN segments s ON s.id = segments_fts.rowid JOIN calls c ON c.call_id = s.call_id "
-        f"WHERE segments_fts MATCH ? AND {where} ORDER BY bm25(segments_fts), s.call_id, s.start LIMIT ?"
-    )
-    rows = conn.execute(sql, [mark[0], mark[1], fts_query(text), *params, limit])
-    return [Hit(r["call_id"], r["role"], r["start"], r["snip"], r["source"]) for r in rows]
 
 
 def scorecards(conn: sqlite3.Connection, filters: Filters, order: str = "heat") -> list[CallDetail]:

@@ -1,14 +1,18 @@
 """A call's scorecard: pure arithmetic over its archived timeline and nudges (no I/O here).
 
-What QA reads off a call: how long, who talked how much and how fast, how hot it got, which
-nudges were raised, whether the agent followed them and how soon, and whether the customer
-calmed down afterwards (the mean heat in the 30 s before a nudge against the 30 s after it).
+What QA reads off a call: how long, who talked how much and how fast (talk, silence, overlap and
+interruptions per role), how hot it got and when (heat and customer sentiment per quarter of the
+call), which nudges were raised, whether the agent followed them, how soon and with what words,
+and whether it helped: the mean heat in the 30 s before the trigger (the nudge) against the 30 s
+after the agent's move (when the nudge was followed), so the heat the trigger itself raised, between
+the nudge and the move, counts against neither side.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..vocab import HEAT_WORDS as HEAT_NAMES  # noqa: F401  (QA's modules import them from here)
 from ..vocab import KINDS
 from .timeline import MetricPoint
 
@@ -29,9 +33,12 @@ class NudgeRecord:
     follow_s: float | None = None
 
 
+SAME_HEAT = 0.1  # mean heats closer than this are "as before"
+
+
 @dataclass(frozen=True)
 class NudgeOutcome:
-    """One nudge on the scorecard: followed or not, and the heat around it."""
+    """One nudge on the scorecard: followed or not, what the agent said, and the heat around it."""
 
     id: str
     kind: str
@@ -39,15 +46,52 @@ class NudgeOutcome:
     how: str | None
     followed: bool | None
     follow_s: float | None
-    heat_before: float | None  # mean heat over [t - 30, t)
-    heat_after: float | None  # mean heat over (t, t + 30]
+    heat_before: float | None  # mean heat over [t - 30, t): before the trigger
+    heat_after: float | None  # mean heat over (move, move + 30], move = t + follow_s; None unless followed
+    heat_peak: float | None = None  # the highest heat from the nudge to the move (or 30 s): what the trigger raised
+    agent_said: str | None = None  # the agent's first words after the nudge, up to the move
+
+    @property
+    def verdict(self) -> str | None:
+        """Did it help: "calmer", "as before" or "hotter" after the move than before the trigger; None when not followed."""
+        if self.heat_before is None or self.heat_after is None:
+            return None
+        if self.heat_after < self.heat_before - SAME_HEAT:
+            return "calmer"
+        return "as before" if self.heat_after <= self.heat_before + SAME_HEAT else "hotter"
 
     @property
     def calmed(self) -> bool | None:
-        """True when the heat after the nudge was lower than before it; None without both."""
-        if self.heat_before is None or self.heat_after is None:
+        """True when it helped: after the move no hotter than before the trigger; None when not followed."""
+        return None if self.verdict is None else self.verdict != "hotter"
+
+
+@dataclass(frozen=True)
+class Quarter:
+    """One quarter of the call: mean heat and the customer's mean hostility (sentiment)."""
+
+    start: float
+    end: float
+    heat: float | None
+    hostility: float | None
+
+    @property
+    def sentiment(self) -> str | None:
+        """The customer's sentiment from their hostility: negative, mixed or neutral; None when unknown."""
+        if self.hostility is None:
             return None
-        return self.heat_after < self.heat_before
+        return "negative" if self.hostility >= 0.5 else "mixed" if self.hostility >= 0.2 else "neutral"
+
+
+@dataclass(frozen=True)
+class Talk:
+    """Who spoke how long: seconds each side, both at once, nobody; interruptions by the agent."""
+
+    agent_s: float
+    customer_s: float
+    overlap_s: float
+    silence_s: float
+    agent_interruptions: int
 
 
 @dataclass(frozen=True)
@@ -68,9 +112,11 @@ class Scorecard:
     nudges_dismissed: int = 0
     followed_rate: float | None = None  # followed / (raised - dismissed)
     mean_follow_s: float | None = None
-    heat_before_mean: float | None = None  # over the nudges that have both windows
+    heat_before_mean: float | None = None  # over the followed nudges that have both windows
     heat_after_mean: float | None = None
     nudges: list[NudgeOutcome] = field(default_factory=list)
+    quarters: list[Quarter] = field(default_factory=list)
+    talk: Talk | None = None
 
     def flat(self) -> dict[str, object]:
         """One flat row (for CSV): the figures, then one count column per nudge kind."""
@@ -88,9 +134,16 @@ class Scorecard:
             "nudges_dismissed": self.nudges_dismissed,
             "followed_rate": _r(self.followed_rate, 3),
             "mean_follow_s": _r(self.mean_follow_s, 2),
-            "heat_before_nudges": _r(self.heat_before_mean, 3),
-            "heat_after_nudges": _r(self.heat_after_mean, 3),
+            "heat_before_trigger": _r(self.heat_before_mean, 3),
+            "heat_after_move": _r(self.heat_after_mean, 3),
         }
+        for i in range(4):
+            q = self.quarters[i] if i < len(self.quarters) else None
+            row[f"heat_q{i + 1}"] = None if q is None else _r(q.heat, 3)
+            row[f"hostility_q{i + 1}"] = None if q is None else _r(q.hostility, 3)
+        talk = self.talk
+        for name in ("agent_s", "customer_s", "overlap_s", "silence_s"):
+            row[f"talk_{name}"] = None if talk is None else round(getattr(talk, name), 1)
         for kind in KINDS:
             row[f"nudges_{kind}"] = self.nudges_by_kind.get(kind, 0)
         return row
@@ -115,6 +168,34 @@ def heat_between(points: list[MetricPoint], lo: float, hi: float, *, lo_open: bo
     return _mean(values)
 
 
+def _outcome(n: NudgeRecord, points: list[MetricPoint], agent_lines: list[tuple[float, str]]) -> NudgeOutcome:
+    move = n.t + n.follow_s if n.followed and n.follow_s is not None else None
+    peak_end = move if move is not None else n.t + WINDOW_S
+    peaks = [p.heat for p in points if p.heat is not None and n.t <= p.t <= peak_end]
+    said = next((text for start, text in agent_lines if n.t <= start <= (move if move is not None else n.t + WINDOW_S) + 1.0), None)
+    return NudgeOutcome(
+        n.id, n.kind, n.t, n.how, n.followed, n.follow_s,
+        heat_before=heat_between(points, n.t - WINDOW_S, n.t, lo_open=False, hi_open=True),
+        heat_after=None if move is None else heat_between(points, move, move + WINDOW_S, lo_open=True, hi_open=False),
+        heat_peak=float(max(peaks)) if peaks else None,
+        agent_said=said,
+    )
+
+
+def quarters(points: list[MetricPoint], duration_s: float) -> list[Quarter]:
+    """Heat and customer hostility per quarter of the call (empty for a call without length)."""
+    if duration_s <= 0:
+        return []
+    out = []
+    for i in range(4):
+        lo, hi = duration_s * i / 4, duration_s * (i + 1) / 4
+        # A point stands for the second that ends at its time, so it belongs where that second does.
+        inside = [p for p in points if lo < p.t <= hi or (i == 0 and p.t <= hi)]
+        out.append(Quarter(lo, hi, _mean([p.heat_mean for p in inside if p.heat_mean is not None]),
+                           _mean([p.hostility for p in inside if p.hostility is not None])))
+    return out
+
+
 def build_scorecard(
     points: list[MetricPoint],
     nudges: list[NudgeRecord],
@@ -122,11 +203,13 @@ def build_scorecard(
     duration_s: float,
     talk_ratio: float | None = None,
     peak_heat: int | None = None,
+    agent_lines: list[tuple[float, str]] | None = None,
 ) -> Scorecard:
     """The scorecard of one call from its per-second timeline, its nudges and its `call.ended` summary.
 
     `talk_ratio` and `peak_heat` from `call.ended` win over the timeline's (they cover every block);
-    the timeline fills in when a call has no end (archived live and cut off).
+    the timeline fills in when a call has no end (archived live and cut off). `agent_lines` (start,
+    text) of the agent's utterances, in order, tell what the agent said after each nudge.
     """
     heats = [p.heat_mean for p in points if p.heat_mean is not None]
     peaks = [p.heat for p in points if p.heat is not None]
@@ -136,14 +219,7 @@ def build_scorecard(
         talk_ratio = agent / total if total else None
     quiet = sum(p.quiet_s for p in points)
 
-    outcomes = [
-        NudgeOutcome(
-            n.id, n.kind, n.t, n.how, n.followed, n.follow_s,
-            heat_before=heat_between(points, n.t - WINDOW_S, n.t, lo_open=False, hi_open=True),
-            heat_after=heat_between(points, n.t, n.t + WINDOW_S, lo_open=True, hi_open=False),
-        )
-        for n in sorted(nudges, key=lambda n: n.t)
-    ]
+    outcomes = [_outcome(n, points, agent_lines or []) for n in sorted(nudges, key=lambda n: n.t)]
     by_kind: dict[str, int] = {}
     for n in outcomes:
         by_kind[n.kind] = by_kind.get(n.kind, 0) + 1
@@ -169,4 +245,10 @@ def build_scorecard(
         heat_before_mean=_mean([n.heat_before for n in both]),  # type: ignore[misc]
         heat_after_mean=_mean([n.heat_after for n in both]),  # type: ignore[misc]
         nudges=outcomes,
+        quarters=quarters(points, duration_s),
+        talk=Talk(
+            agent_s=sum(p.agent_speaking_s for p in points), customer_s=sum(p.customer_speaking_s for p in points),
+            overlap_s=sum(p.overlap_s for p in points), silence_s=quiet,
+            agent_interruptions=max((p.interruptions for p in points if p.interruptions is not None), default=0),
+        ) if points else None,
     )

@@ -10,25 +10,39 @@ import textwrap
 from pathlib import PurePath
 from typing import TextIO
 
-from ..vocab import HEAT_WORDS as HEAT_NAMES
-from ..vocab import KINDS, mmss
-from ..vocab import clock as _clock
-from .queries import CallDetail, CallInfo, Hit
-from .scorecard import Scorecard
+from .queries import CallDetail, CallInfo
+from .scorecard import HEAT_NAMES, KINDS, Scorecard
+from .search import Hit
 
 WIDTH = 80
+
+
+def mmss(seconds: float | None) -> str:
+    """Call time as mm:ss."""
+    if seconds is None:
+        return "--:--"
+    minutes, sec = divmod(int(round(max(0.0, seconds))), 60)
+    return f"{minutes:02d}:{sec:02d}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, sec = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):02d}:{sec:04.1f}"
 
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+UNKNOWN = "—"  # a figure that cannot be known (never shown as 0)
+
+
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
+    return UNKNOWN if value is None else f"{100 * value:.0f}%"
 
 
 def _num(value: float | None, fmt: str = ".0f") -> str:
-    return "-" if value is None else format(value, fmt)
+    return UNKNOWN if value is None else format(value, fmt)
 
 
 def heat_name(heat: int | None) -> str:
@@ -84,17 +98,35 @@ def scorecard_lines(sc: Scorecard) -> list[str]:
         lines.append(f"followed   {sc.nudges_followed} of {sc.nudges_raised - sc.nudges_dismissed} "
                      f"({_pct(sc.followed_rate)}){follow}" + (f", {sc.nudges_dismissed} dismissed" if sc.nudges_dismissed else ""))
         if sc.heat_before_mean is not None:
-            lines.append(f"heat 30 s before nudges {sc.heat_before_mean:.2f}, after {sc.heat_after_mean:.2f}")
+            lines.append(f"helped?    heat before the trigger {sc.heat_before_mean:.2f}, after the move "
+                         f"{sc.heat_after_mean:.2f}")
         for n in sc.nudges:
             if n.followed:
                 how = f"followed after {n.follow_s:.1f} s" if n.follow_s is not None else "followed"
             else:
                 how = n.how or "still up at the end"
             around = ""
-            if n.heat_before is not None and n.heat_after is not None:
-                verdict = "calmer" if n.calmed else "not calmer"
-                around = f", heat {n.heat_before:.1f} -> {n.heat_after:.1f} ({verdict})"
+            if n.verdict is not None:
+                around = f", heat {n.heat_before:.1f} -> {n.heat_after:.1f} ({n.verdict})"
             lines.append(_cut(f"  {_clock(n.t)}  {n.kind:<15} {how}{around}", WIDTH))
+            if n.agent_said:
+                lines.append(_cut(f"             agent: \"{n.agent_said}\"", WIDTH))
+    lines += talk_lines(sc)
+    return lines
+
+
+def talk_lines(sc: Scorecard) -> list[str]:
+    """Talk, silence and overlap per role, and heat and sentiment per quarter."""
+    lines = []
+    if sc.talk is not None and sc.duration_s > 0:
+        t, d = sc.talk, sc.duration_s
+        lines.append(_cut(f"talk       agent {mmss(t.agent_s)} ({_pct(t.agent_s / d)})  customer {mmss(t.customer_s)} "
+                          f"({_pct(t.customer_s / d)})  overlap {mmss(t.overlap_s)}  silence {mmss(t.silence_s)}", WIDTH))
+        lines.append(f"           agent interrupted the customer {t.agent_interruptions} time(s)")
+    if sc.quarters:
+        heat = " ".join(_num(q.heat, ".1f") for q in sc.quarters)
+        mood = " ".join(q.sentiment or UNKNOWN for q in sc.quarters)
+        lines.append(_cut(f"quarters   heat {heat}   customer {mood}", WIDTH))
     return lines
 
 
