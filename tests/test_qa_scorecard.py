@@ -6,6 +6,8 @@
   when the call has no end.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from monitor.events import Metrics, RoleMetrics
@@ -71,16 +73,23 @@ def test_followed_rate_leaves_dismissed_nudges_out():
         NudgeRecord("n3-acknowledge", "acknowledge", 12.0, how="dismissed", followed=None),
         NudgeRecord("n4-summarize", "summarize", 15.0, how="resolved", followed=True, follow_s=4.0),
     ]
-    sc = build_scorecard(points, nudges, duration_s=20.0)
+    points[-1] = replace(points[-1], talk_ratio=0.61)  # the analyzer's figure so far, on the last metrics
+    sc = build_scorecard(points, nudges, duration_s=20.0, ended=False)
     assert sc.nudges_by_kind == {"slow_down": 1, "acknowledge": 2, "summarize": 1}
     assert (sc.nudges_raised, sc.nudges_followed, sc.nudges_dismissed) == (4, 2, 1)
     assert sc.followed_rate == pytest.approx(2 / 3)
     assert sc.mean_follow_s == pytest.approx(3.0)
     assert sc.silence_share == pytest.approx(0.25)
-    assert sc.talk_ratio == pytest.approx(2 / 3), "no call.ended: the timeline's talk times decide"
+    assert sc.talk_ratio == 0.61, "no call.ended: the analyzer's last figure stands in"
     assert sc.peak_heat == 1 and sc.mean_heat == 1.0
     row = sc.flat()
     assert row["nudges_acknowledge"] == 2 and row["nudges_set_boundary"] == 0
+
+
+def test_an_unknown_talk_ratio_stays_unknown():
+    """A mono call ends with talk_ratio None: the scorecard must not work out a 0 % or 100 % of its own."""
+    points = [point(float(t), 0, customer=1.0) for t in range(1, 11)]
+    assert build_scorecard(points, [], duration_s=10.0, talk_ratio=None).talk_ratio is None
 
 
 def test_the_call_summary_wins_over_the_timeline():

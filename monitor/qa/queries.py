@@ -137,6 +137,7 @@ class CallDetail:
             self.points, [n.record for n in self.nudges], duration_s=duration,
             talk_ratio=self.info.talk_ratio, peak_heat=self.info.peak_heat,
             agent_lines=[(s.start, s.text) for s in self.segments if s.role == "agent"],
+            ended=self.info.duration is not None,
         )
 
 

@@ -204,19 +204,20 @@ def build_scorecard(
     talk_ratio: float | None = None,
     peak_heat: int | None = None,
     agent_lines: list[tuple[float, str]] | None = None,
+    ended: bool = True,
 ) -> Scorecard:
     """The scorecard of one call from its per-second timeline, its nudges and its `call.ended` summary.
 
-    `talk_ratio` and `peak_heat` from `call.ended` win over the timeline's (they cover every block);
-    the timeline fills in when a call has no end (archived live and cut off). `agent_lines` (start,
-    text) of the agent's utterances, in order, tell what the agent said after each nudge.
+    `talk_ratio` and `peak_heat` come from `call.ended` (`ended`), which covers every block; the
+    analyzer's own figure on the last metrics fills in only when a call has no end (archived live
+    and cut off). A ratio the analyzer could not know (a mono recording) stays None: it is never
+    worked out again here. `agent_lines` (start, text) of the agent's utterances, in order, tell
+    what the agent said after each nudge.
     """
     heats = [p.heat_mean for p in points if p.heat_mean is not None]
     peaks = [p.heat for p in points if p.heat is not None]
-    if talk_ratio is None:
-        agent = sum(p.agent_speaking_s for p in points)
-        total = agent + sum(p.customer_speaking_s for p in points)
-        talk_ratio = agent / total if total else None
+    if not ended:
+        talk_ratio = next((p.talk_ratio for p in reversed(points) if p.talk_ratio is not None), None)
     quiet = sum(p.quiet_s for p in points)
 
     outcomes = [_outcome(n, points, agent_lines or []) for n in sorted(nudges, key=lambda n: n.t)]

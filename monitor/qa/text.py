@@ -10,24 +10,12 @@ import textwrap
 from pathlib import PurePath
 from typing import TextIO
 
+from ..vocab import clock, mmss
 from .queries import CallDetail, CallInfo
 from .scorecard import HEAT_NAMES, KINDS, Scorecard
 from .search import Hit
 
 WIDTH = 80
-
-
-def mmss(seconds: float | None) -> str:
-    """Call time as mm:ss."""
-    if seconds is None:
-        return "--:--"
-    minutes, sec = divmod(int(round(max(0.0, seconds))), 60)
-    return f"{minutes:02d}:{sec:02d}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, sec = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{sec:04.1f}"
 
 
 def _cut(text: str, width: int) -> str:
@@ -108,7 +96,7 @@ def scorecard_lines(sc: Scorecard) -> list[str]:
             around = ""
             if n.verdict is not None:
                 around = f", heat {n.heat_before:.1f} -> {n.heat_after:.1f} ({n.verdict})"
-            lines.append(_cut(f"  {_clock(n.t)}  {n.kind:<15} {how}{around}", WIDTH))
+            lines.append(_cut(f"  {clock(n.t)}  {n.kind:<15} {how}{around}", WIDTH))
             if n.agent_said:
                 lines.append(_cut(f"             agent: \"{n.agent_said}\"", WIDTH))
     lines += talk_lines(sc)
@@ -145,7 +133,7 @@ def print_show(detail: CallDetail, out: TextIO, transcript: bool = False) -> Non
         out.write(line + "\n")
     out.write("\ntimeline\n")
     for t, text in timeline(detail, transcript):
-        prefix = f"  {_clock(t)}  "
+        prefix = f"  {clock(t)}  "
         wrapped = textwrap.wrap(text, WIDTH - len(prefix), subsequent_indent="  ") or [""]
         out.write(prefix + wrapped[0] + "\n")
         for more in wrapped[1:]:
