@@ -18,6 +18,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
+from ..analysis.lexicon import edit_distance
 from ..errors import BadInput
 from .queries import MARK_KINDS, Filters
 from .scorecard import KINDS
@@ -93,21 +94,6 @@ def skeleton(word: str) -> str:
     return out
 
 
-def _distance(a: str, b: str, cap: int) -> int:
-    """Levenshtein distance, stopping early above `cap`."""
-    if abs(len(a) - len(b)) > cap:
-        return cap + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if min(cur) > cap:
-            return cap + 1
-        prev = cur
-    return prev[-1]
-
-
 class Vocabulary:
     """The words in the archive's transcripts (FTS5's own vocabulary), for near-miss matching."""
 
@@ -125,7 +111,7 @@ class Vocabulary:
         sound = skeleton(word)
         near = sorted(
             (d, t) for t in self.terms if t != word
-            and ((d := _distance(word, t, cap)) <= cap or (skeleton(t) == sound and (d := cap + 1)))
+            and ((d := edit_distance(word, t, cap)) <= cap or (skeleton(t) == sound and (d := cap + 1)))
         )
         out += [(t,) for _, t in near[:MAX_VARIANTS]]
         for i in range(2, len(word) - 1):
