@@ -213,7 +213,8 @@ def _channel(text: str) -> int:
 
 
 def _add_outputs(p: argparse.ArgumentParser, archive: bool) -> None:
-    p.add_argument("--hub", metavar="URL", help="publish the call to a floor hub, e.g. ws://floor:8765, or several hubs on one Redis, comma-separated, tried in turn (needs --token)")
+    p.add_argument("--hub", metavar="URL", help="publish the call to a floor hub, e.g. ws://floor:8765, or to several "
+                   "hubs on one Redis, comma-separated, tried in turn (needs --token)")
     p.add_argument(
         "--token", metavar="T",
         help="this agent's hub token (or set CALLMON_TOKEN); the coaching is the same when the hub is down",
