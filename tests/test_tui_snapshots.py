@@ -8,11 +8,15 @@ every picture is the same on every run. Update after a deliberate change to the 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
+from textual.widgets import RichLog
+from textual.widgets._toast import Toast, ToastRack
 
 from monitor.events import (
+    Bookmark,
     CallEnded,
     CallStarted,
     Event,
@@ -26,7 +30,10 @@ from monitor.events import (
     Word,
 )
 from monitor.tui.app import AgentApp
+from monitor.tui.banner import NudgeBanner
 from monitor.tui.feed import EventFeed
+from monitor.tui.statusline import StatusLine
+from monitor.vocab import clock
 
 CALL = "c-5a1e0000"
 LAG = 0.6  # every scripted transcript arrives this long after its audio was read
@@ -192,8 +199,6 @@ def test_help_screen(snap_compare):
 
 # ---- the screen follows call time, and keeps the banner and status line in sight -----------------
 def _log_lines(app: AgentApp) -> list[str]:
-    from textual.widgets import RichLog
-
     return [strip.text for strip in app.query_one("#log", RichLog).lines]
 
 
@@ -225,15 +230,10 @@ def test_a_nudge_decided_before_its_final_is_written_after_the_line_that_trigger
             nudged = next(i for i, line in enumerate(lines) if "set_boundary" in line)
             assert said < nudged, lines
 
-    import asyncio
-
     asyncio.run(run())
 
 
 def test_a_bookmark_notice_and_its_transcript_mark_show_the_same_call_time():
-    from monitor.events import Bookmark
-    from monitor.sinks import clock
-
     async def run() -> None:
         app, _ = scripted_app("warn")
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -244,23 +244,14 @@ def test_a_bookmark_notice_and_its_transcript_mark_show_the_same_call_time():
             app.refresh_from_feed()
             await pilot.pause()
             await pilot.pause(0.2)
-            from textual.widgets._toast import Toast
-
             notices = [str(t.render()) for t in app.screen.query(Toast)]
             assert any(clock(23.4) in n for n in notices), notices
             assert any(clock(23.4) in line and "marked" in line for line in _log_lines(app))
-
-    import asyncio
 
     asyncio.run(run())
 
 
 def test_help_and_notices_leave_the_banner_and_status_line_in_sight_at_80x24():
-    from textual.widgets._toast import Toast
-
-    from monitor.tui.banner import NudgeBanner
-    from monitor.tui.statusline import StatusLine
-
     async def run() -> None:
         app, _ = scripted_app("critical")
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -271,8 +262,6 @@ def test_help_and_notices_leave_the_banner_and_status_line_in_sight_at_80x24():
                 app.notify(f"Notice {n}: something the agent should read.", title="note", timeout=30)
             await pilot.pause()
             await pilot.pause(0.2)
-            from textual.widgets._toast import ToastRack
-
             rack = app.screen.query_one(ToastRack).region  # toasts scroll inside it: what shows is within it
             toasts = [t.region.intersection(rack) for t in app.screen.query(Toast)]
             assert toasts and not any(_overlaps(r, banner) or _overlaps(r, status) for r in toasts), (toasts, banner, status)
@@ -281,7 +270,5 @@ def test_help_and_notices_leave_the_banner_and_status_line_in_sight_at_80x24():
             help_box = app.screen.query_one("#help").region
             assert help_box.area and not _overlaps(help_box, banner) and not _overlaps(help_box, status), (help_box, banner, status)
             await pilot.press("question_mark")
-
-    import asyncio
 
     asyncio.run(run())

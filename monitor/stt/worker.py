@@ -118,8 +118,8 @@ class SttWorker:
                     words = self.transcriber.transcribe(utt.audio)
                 if utt.ordered:
                     last = (key, words)
-                # A partial finalised while it was being transcribed still goes out: it is ready now,
-                # its final is not (the coach acts on a pause partial ~0.5 s before the final).
+                # A display partial finalised while it was being transcribed still goes out: it is
+                # ready now, its final is not, and the screen shows it sooner.
                 self.on_result(utt, words)
             except BaseException as exc:  # noqa: BLE001 - handed to the pipeline, which reports it
                 log.exception("STT worker failed")
