@@ -7,7 +7,7 @@ was played: `trigger_end + offset`, where `offset` is the smallest `wall - t` ov
 metrics events (the pacing floor: the audio at call time t is released at wall t + offset).
 A nudge that fires before its trigger turn ends (e.g. from a partial) counts as 0.
 
-Usage: scripts/bench_latency.py [--calls GLOB] [--json]   (runs the calls one after another)
+Usage: scripts/bench_latency.py [--calls GLOB] [--config FILE] [--json]   (runs the calls one after another)
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ WORD_KINDS = {"set_boundary", "call_supervisor", "acknowledge", "avoid_blame", "
 SOUND_KINDS = {"slow_down", "let_them_finish"}
 
 
-def replay(flac: Path) -> list[dict]:
+def replay(flac: Path, config: str | None = None) -> list[dict]:
     cmd = [sys.executable, "-m", "monitor", "replay", str(flac), "--realtime", "--format", "jsonl", "-q"]
+    if config:
+        cmd += ["--config", config]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
     return [json.loads(line) for line in out.splitlines()]
 
@@ -69,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", default="tests/fixtures/calls/scn_*.json", help="manifests to replay (glob)")
     parser.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
+    parser.add_argument("--config", help="a config file for the replays (e.g. to compare a [vad] setting)")
     args = parser.parse_args()
     rows = []
     for path in sorted(REPO.glob(args.calls)):
@@ -76,7 +79,7 @@ def main() -> int:
         if not manifest.get("expect_nudges"):
             continue
         print(f"latency: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
-        rows += latencies(manifest, replay(path.with_suffix(".flac")))
+        rows += latencies(manifest, replay(path.with_suffix(".flac"), args.config))
     result = {"rows": rows, "summary": summarise(rows)}
     if args.json:
         print(json.dumps(result))
