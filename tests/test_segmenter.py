@@ -98,6 +98,16 @@ def test_early_decoding_offers_the_finals_very_audio_as_a_display_partial():
     assert out[0].end < out[2].end and out[1].end == out[2].end
 
 
+def test_an_early_decoding_stands_in_for_the_next_periodic_partial():
+    cfg = VadConfig(partial_interval_s=1.0, min_silence_ms=480, speech_pad_ms=96, early_decode_ms=96)
+    probs = [0.9] * frames(0.8) + [0.0] * 5 + [0.9] * frames(2.5) + [0.0] * 30
+    early, *periodic, last, final = run(probs, cfg)
+    assert final.final and not any(u.final for u in periodic) and last.end == final.end  # the pause that ends it
+    # Two periodic partials in 2.5 s of speech, the first a whole interval after the early one
+    # (not at the 1 s mark of the utterance, where it would have cost one pass more).
+    assert len(periodic) == 2 and periodic[0].end - early.end >= RATE
+
+
 def test_monologue_is_cut_at_max_length_at_a_pause():
     cfg = VadConfig(max_utterance_s=4.0, partial_interval_s=30, min_silence_ms=1000)
     # 3 s of speech, a 0.2 s dip (shorter than the hangover), then 5 s more.

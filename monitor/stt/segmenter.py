@@ -116,6 +116,9 @@ class Segmenter:
             # speaker stops here: decoded while the hangover runs, its words serve the final (the
             # worker reuses them), so a paced run's verdict comes one Whisper pass sooner.
             self._early_sent = True
+            # It shows the text as a periodic partial would, so the next one is due a whole interval
+            # later: where the speaker goes on, the early decoding costs no extra Whisper pass.
+            self._next_partial = end + self._partial_every
             if self._silence_from - self._start - self._pad >= self._min_speech:
                 return [self._utterance(self._start, self._silence_from + self._pad, final=False)]
         if end - self._start >= self._max_len:
