@@ -606,7 +606,9 @@ def bench(args: argparse.Namespace) -> int:
             )) if not args.quick else latency_section(None)
         elif name == "live":
             text = live_section(bench_json(
-                "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min)",
+                "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min"
+                + (f", twice: also by {args.before})" if args.before else ")"),
+                *(["--before", args.before] if args.before else []),
             ))
         elif name == "pause":
             text = bench_script("bench-pause", "pause.md", *(["--runs", "1"] if args.quick else []))
@@ -672,9 +674,15 @@ def latency_section(latency: dict | None) -> str:
 
 
 def live_section(live: dict) -> str:
-    """Live capture on the virtual call lines (scripts/bench_live.py)."""
+    """Live capture on the virtual call lines (scripts/bench_live.py), beside earlier code if it was run `--before`."""
     sm = live["summary"]
+    before = live.get("before")
+    bs = before["summary"] if before else None
     cpu, both, word, sound = sm["cpu_share"], sm["all"], sm["word"], sm["sound"]
+
+    def was(text: str) -> str:  # the before column, when there is one
+        return f" {text} |" if before else ""
+
     L = [
         "", "## Live capture: CPU and trigger to nudge latency", "",
         "Every scenario call with expected nudges played with `paplay` into the PulseAudio null sinks of",
@@ -683,20 +691,34 @@ def live_section(live: dict) -> str:
         "`scripts/bench_live.py`). Latency: the moment the nudge's JSON line reaches the benchmark minus the moment the",
         "trigger turn's last audio was played (paplay's start + the turn's end in the file), on one clock; a nudge",
         "raised before the turn ended counts as 0. CPU: callmon's user + system time while the call plays, as a share",
-        "of all cores.", "",
-        "| figure | measured | target | met? |", "|---|---|---|---|",
-        f"| CPU share of the machine, one call (median of {cpu['calls']} calls; max) | {100 * cpu['median']:.0f} % "
-        f"({100 * cpu['max']:.0f} %) | ≤ 50 % of the 2 cores | {_ok(cpu['max'] <= 0.5)} |",
-        f"| trigger phrase's end → nudge (word-triggered kinds), p50 / p95 (n={word['n']}, missed {word['missed']}) "
-        f"| {word['p50']} s / {word['p95']} s | p95 ≤ 1.0 s "
-        f"| {_ok(word['p95'] is not None and word['p95'] <= 1.0 and not word['missed'])} |",
-        f"| loudness/pace kinds, from the customer's turn end (includes the agent's reply), p50 / p95 (n={sound['n']}, "
-        f"missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s | — | — |",
-        f"| all kinds, p50 / p95 (n={both['n']}) | {both['p50']} s / {both['p95']} s | | |",
-        f"| audio blocks dropped (overflows), all calls | {sm['overflows']} | 0 | {_ok(sm['overflows'] == 0)} |", "",
-        "| call | nudge | latency (s) |", "|---|---|---|",
+        "of all cores.",
     ]
-    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in live["rows"]]
+    if before:
+        L += ["", f"Side by side: each call was also played to `callmon live` of commit {before['commit']} (`--before`), "
+              "alternating which ran first, on the same machine in the same run."]
+    L += [
+        "", "| figure | measured |" + was(f"before ({before['commit']})" if before else "") + " target | met? |",
+        "|---|---|" + was("---") + "---|---|",
+        f"| CPU share of the machine, one call (median of {cpu['calls']} calls; max) | {100 * cpu['median']:.0f} % "
+        f"({100 * cpu['max']:.0f} %) |"
+        + was(f"{100 * bs['cpu_share']['median']:.0f} % ({100 * bs['cpu_share']['max']:.0f} %)" if bs else "")
+        + f" ≤ 50 % of the 2 cores | {_ok(cpu['max'] <= 0.5)} |",
+        f"| trigger phrase's end → nudge (word-triggered kinds), p50 / p95 (n={word['n']}, missed {word['missed']}) "
+        f"| {word['p50']} s / {word['p95']} s |"
+        + was(f"{bs['word']['p50']} s / {bs['word']['p95']} s (n={bs['word']['n']}, missed {bs['word']['missed']})" if bs else "")
+        + f" p95 ≤ 1.0 s | {_ok(word['p95'] is not None and word['p95'] <= 1.0 and not word['missed'])} |",
+        f"| loudness/pace kinds, from the customer's turn end (includes the agent's reply), p50 / p95 (n={sound['n']}, "
+        f"missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s |"
+        + was(f"{bs['sound']['p50']} s / {bs['sound']['p95']} s" if bs else "") + " — | — |",
+        f"| all kinds, p50 / p95 (n={both['n']}) | {both['p50']} s / {both['p95']} s |"
+        + was(f"{bs['all']['p50']} s / {bs['all']['p95']} s" if bs else "") + " | |",
+        f"| audio blocks dropped (overflows), all calls | {sm['overflows']} |" + was(str(bs["overflows"]) if bs else "")
+        + f" 0 | {_ok(sm['overflows'] == 0)} |", "",
+        "| call | nudge | latency (s) |" + was("before (s)"), "|---|---|---|" + was("---"),
+    ]
+    old = {(r["call"], r["kind"]): r["latency_s"] for r in before["rows"]} if before else {}
+    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" + was(str(old.get((r["call"], r["kind"]))))
+          for r in live["rows"]]
     return "\n".join(L) + "\n"
 
 
@@ -1006,7 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/BENCHMARKS.md", metavar="FILE",
                         help="report file, overwritten (default docs/BENCHMARKS.md, relative to the repository)")
     parser.add_argument("--before", metavar="DIR",
-                        help="latency section: also replay each call with this checkout of earlier code, side by side")
+                        help="latency and live sections: also run each call with this checkout of earlier code, side by side")
     parser.add_argument("--baseline", metavar="CALL", help=argparse.SUPPRESS)
     parser.add_argument("--count", metavar="CALL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
