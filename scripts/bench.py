@@ -647,7 +647,11 @@ def latency_section(latency: dict | None) -> str:
         "another; for each expected nudge, its `wall` minus the wall-clock moment the trigger turn's last",
         "audio was played (see `scripts/bench_latency.py`). A nudge raised before the turn ended counts as 0.",
         "Word-triggered: set_boundary, call_supervisor, acknowledge, avoid_blame, apologize_well,",
-        "keep_promises, summarize; loudness/pace: slow_down, let_them_finish.",
+        "keep_promises, summarize; loudness/pace: slow_down, let_them_finish.", "",
+        "The coach decides on finals (and on pause partials, if `vad.end_partial_ms` is set), which every pace has at",
+        "the same call time. A paced replay or a live call starts decoding each utterance `vad.early_decode_ms`",
+        "(100 ms) into a pause; where the speaker stops there, the final reuses that decoding, so it is out about",
+        "one Whisper pass sooner than a final decoded after the 0.4 s hangover.",
     ]
     if before:
         L += ["", f"Side by side: each call was also replayed by the code at commit {before['commit']} (`--before`), "
