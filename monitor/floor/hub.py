@@ -5,14 +5,16 @@ static files from monitor/floor/web/. Every client says hello with a token first
 publishes events of its own calls only, a viewer watches and may acknowledge alerts or whisper to an
 agent. Every message is checked (validate.py) before the hub hands it to its backplane (backplane.py:
 this hub alone, or Redis shared by several hubs); what the backplane hands back is folded into the
-board (state.py) and sent to viewers as a snapshot, then coalesced deltas (protocol in docs/FLOOR.md).
+board (state.py) and sent to viewers as a snapshot, then frames of deltas (protocol in docs/FLOOR.md).
 
-Why it stays cheap with thousands of agents: each delta is serialised once and the same text goes to
-every viewer; a viewer's pending deltas are kept per call (merged inside the 100 ms window) and go out
-together as one `batch` frame, so a slow viewer costs at most one entry per call, never a growing
-queue. A viewer that stops reading is dropped: the listening socket's TCP_USER_TIMEOUT makes the kernel
-end a connection whose peer has not taken data for SLOW_VIEWER_S (snapshot or not), and a viewer whose
-send has not finished by then gets nothing more.
+Why it stays cheap with thousands of agents and dozens of viewers: the hub's work per message does not
+grow with the viewers. What the board changed is merged per call into the next frame; at most every
+FRAME_S (the first change after a quiet FRAME_S at once) the frame is encoded once and the same bytes
+are offered to every viewer, one `send()` each. A viewer still busy with its last frame keeps the next
+one, and merges what comes after it per call, so a slow viewer costs at most one frame and one entry
+per call, never a growing queue. A viewer that stops reading is dropped: the listening socket's
+TCP_USER_TIMEOUT makes the kernel end a connection whose peer has not taken data for SLOW_VIEWER_S
+(snapshot or not), and a viewer whose send has not finished by then gets nothing more.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..errors import BadInput
-from ..events import TranscriptFinal, event_from_dict
+from ..events import Metrics, TranscriptFinal, event_from_dict
 from ..redact import redact_text
 from . import protocol as P
 from .backplane import Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
-from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, Removed
+from .state import MAX_CALLS_PER_AGENT, Delta, FloorState
 from .tokens import Grant, TokenStore
-from .validate import ID, MAX_SHORT, Invalid, check_event, loads
+from .validate import ID, MAX_SHORT, Invalid, check_event, loads, metrics_ok
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("callmon.audit")  # leads' acknowledgements and whispers: always logged
@@ -76,33 +78,52 @@ class HubSettings:
     max_message: int = P.MAX_MESSAGE
     rate_per_s: float = P.RATE_PER_S
     rate_burst: float = P.RATE_BURST
-    coalesce_s: float = P.COALESCE_S
+    frame_s: float = P.FRAME_S
     web_dir: Path = field(default=WEB_DIR)
     redis: str | None = None  # redis://HOST:PORT/DB: join that backplane; None: this hub alone
 
 
 class _Viewer:
-    """One subscribed dashboard: its snapshot, its pending deltas (one per call) and the task that sends them."""
+    """One subscribed dashboard: its snapshot, then the hub's frames, and the task that sends them.
+
+    A viewer that keeps up gets the very bytes every other viewer gets (`offer`: one frame, encoded once per
+    hub). One that is still sending when the next frame comes keeps that frame's deltas merged per call in
+    `pending` instead, and gets them as a frame of its own when its send finishes: a slow viewer costs the
+    hub at most one frame and one entry per call, never a growing queue.
+    """
 
     def __init__(self, hub: Hub, ws: ServerConnection, grant: Grant) -> None:
         self.hub = hub
         self.ws = ws
         self.grant = grant
         self.name = grant.name
-        self.coalesce_s = hub.settings.coalesce_s
         self.first: bytes | None = None  # the snapshot, sent before anything else
-        self.pending: dict[str, Delta] = {}
+        self.frame: bytes | None = None  # the next shared frame to send as it is
+        self.frame_pos: str | None = None
+        self.pending: dict[str, Delta] = {}  # deltas of frames that came while it was busy, merged per call
+        self.pending_pos: str | None = None
         self.notices: list[bytes] = []  # status messages, sent with the next frame
-        self.last_sent: dict[str, float] = {}
         self.wake = asyncio.Event()
         self.busy_since: float | None = None  # loop time a send began that has not finished
         self.pos: str | None = None  # every entry up to here has reached this viewer
         self.lead_bucket = P.TokenBucket(P.LEAD_PER_S, P.LEAD_BURST)
 
-    def push(self, delta: Delta) -> None:
-        """Queue a delta; inside the call's window it merges with the one already waiting."""
-        waiting = self.pending.get(delta.call_id)
-        self.pending[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+    def offer(self, frame: bytes, deltas: list[Delta], pos: str | None) -> None:
+        """The hub's next frame: kept to be sent as it is, or (busy with an earlier one) merged into `pending`."""
+        if self.frame is None and not self.pending:
+            self.frame, self.frame_pos = frame, pos
+        else:
+            pending = self.pending
+            for delta in deltas:
+                waiting = pending.get(delta.call_id)
+                pending[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+            self.pending_pos = pos
+        self.wake.set()
+
+    def restart(self, snapshot: bytes, pos: str | None) -> None:
+        """A fresh snapshot replaces whatever was waiting (the hub reloaded its board)."""
+        self.first, self.frame, self.pos = snapshot, None, pos
+        self.pending.clear()
         self.wake.set()
 
     def notice(self, message: dict[str, Any]) -> None:
@@ -122,42 +143,26 @@ class _Viewer:
         self.busy_since = None
 
     async def run(self) -> None:
-        """The snapshot, then pending deltas as their calls' windows open, until the connection closes."""
-        loop = asyncio.get_running_loop()
+        """The snapshot, then frames as the hub makes them, until the connection closes."""
         while True:
             if self.first is not None:  # the first snapshot, or a fresh one after the hub reloaded its board
                 first, self.first = self.first, None
                 await self._send(first)
-            if not (self.pending or self.notices):
+                continue
+            if self.notices:
+                notices, self.notices = self.notices, []
+                await self._send(P.batch_frame(notices, self.pos))
+            elif self.frame is not None:  # older than anything in pending
+                frame, self.frame = self.frame, None
+                self.pos = self.frame_pos
+                await self._send(frame)
+            elif self.pending:
+                pending, self.pending = self.pending, {}
+                self.pos = self.pending_pos
+                await self._send(P.batch_frame([d.data() for d in pending.values()], self.pos))
+            else:
+                self.wake.clear()
                 await self.wake.wait()
-            self.wake.clear()
-            while (self.pending or self.notices) and self.first is None:
-                now = loop.time()
-                next_open = None
-                texts, self.notices = self.notices, []
-                for call_id in list(self.pending):
-                    opens = self.last_sent.get(call_id, -1.0) + self.coalesce_s
-                    if opens > now:
-                        next_open = opens if next_open is None else min(next_open, opens)
-                        continue
-                    delta = self.pending.pop(call_id)
-                    texts.append(delta.data())
-                    if isinstance(delta, Removed):
-                        self.last_sent.pop(call_id, None)
-                    else:
-                        self.last_sent[call_id] = now
-                if texts:
-                    if not self.pending:
-                        self.pos = self.hub.pos  # deltas are pushed as entries fold: nothing before pos waits
-                    await self._send(P.batch_frame(texts, self.pos))
-                elif next_open is not None:
-                    # only deltas inside their window are left: wait for the first window, or for news
-                    try:
-                        async with asyncio.timeout(max(0.0, next_open - loop.time())):
-                            await self.wake.wait()
-                    except TimeoutError:
-                        pass
-                    self.wake.clear()
 
 
 class _AgentLink:
@@ -187,6 +192,9 @@ class Hub:
         else:
             self.backplane = LocalBackplane()
         self.viewers: set[_Viewer] = set()
+        self.deltas: dict[str, Delta] = {}  # what the board changed since the last frame, merged per call
+        self.frame_due: asyncio.TimerHandle | None = None
+        self.frame_at = 0.0  # loop time of the last frame
         self.agents: dict[str, set[_AgentLink]] = {}  # agent id -> its links to this hub
         self.links: dict[ServerConnection, Grant] = {}  # every welcomed client, for revocation
         self.pos: str | None = None  # the last backplane position folded
@@ -264,8 +272,29 @@ class Hub:
                 _spawn(ws.close(P.POLICY_VIOLATION, why))
 
     def _broadcast(self, delta: Delta) -> None:
+        """Add a change of the board to the next frame (the first after a quiet FRAME_S goes at once)."""
+        deltas = self.deltas
+        waiting = deltas.get(delta.call_id)
+        deltas[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+        if self.frame_due is None:
+            loop = asyncio.get_running_loop()
+            self.frame_due = loop.call_at(max(loop.time(), self.frame_at + self.settings.frame_s), self._flush)
+
+    def _flush(self) -> None:
+        """One frame of every change since the last, encoded once, offered to every viewer as the same bytes."""
+        if self.frame_due is not None:
+            self.frame_due.cancel()
+            self.frame_due = None
+        self.frame_at = asyncio.get_running_loop().time()
+        if not self.deltas:
+            return
+        deltas = list(self.deltas.values())
+        self.deltas = {}
+        if not self.viewers:
+            return
+        frame = P.batch_frame([d.data() for d in deltas], self.pos)
         for viewer in self.viewers:
-            viewer.push(delta)
+            viewer.offer(frame, deltas, self.pos)
 
     # --- the backplane ------------------------------------------------------------------------
 
@@ -301,12 +330,11 @@ class Hub:
         fresh = None
         if status == "ok" and self.reloading:
             self.reloading = False
+            self.deltas.clear()  # the fresh snapshot holds them
             fresh = P.dumps(P.snapshot(self.state.snapshot(), self.pos)).encode()
         for viewer in self.viewers:
             if fresh is not None:
-                viewer.pending.clear()
-                viewer.first = fresh
-                viewer.pos = self.pos
+                viewer.restart(fresh, self.pos)
             viewer.notice(P.status(status))
 
     def _reset(self) -> None:
@@ -339,12 +367,16 @@ class Hub:
             self.state.restore(data["call"])
             return
         if kind == "e":
-            try:
-                event = event_from_dict(data["m"])
-            except (ValueError, KeyError, TypeError):
-                log.debug("skipped an entry that is not an event: %s", str(data)[:200])
-                return
-            deltas = self.state.apply(event, entry.at)
+            m = data["m"]
+            if m.get("type") == Metrics.type:  # checked by the hub that took it: folded as it is
+                deltas = self.state.metrics(m, entry.at)
+            else:
+                try:
+                    event = event_from_dict(m)
+                except (ValueError, KeyError, TypeError):
+                    log.debug("skipped an entry that is not an event: %s", str(data)[:200])
+                    return
+                deltas = self.state.apply(event, entry.at)
             if isinstance(call_id, str):
                 self.claims.pop(call_id, None)  # the board knows the call now
         elif kind == "b" and isinstance(call_id, str):
@@ -476,14 +508,17 @@ class Hub:
         except Invalid as exc:  # not JSON, NaN or Infinity, nested too deeply
             return str(exc), False
         try:
-            if isinstance(data, dict) and data.get("type") == "lead":
+            if type(data) is dict and data.get("type") == "metrics" and metrics_ok(data):  # most messages: quickly
+                call_id = data["call_id"]
+                item: dict[str, Any] = {"k": "e", "c": call_id, "m": data}
+            elif isinstance(data, dict) and data.get("type") == "lead":
                 item = _ack_echo(data)
                 call_id = item["c"]
             elif isinstance(data, dict) and data.get("type") == "heartbeat":
                 call_id = data.get("call_id")
                 if not isinstance(call_id, str) or not ID.fullmatch(call_id) or set(data) != {"type", "call_id"}:
                     raise Invalid("a heartbeat is {type: heartbeat, call_id}")
-                item: dict[str, Any] = {"k": "b", "c": call_id}
+                item = {"k": "b", "c": call_id}
             else:
                 check_event(data)
                 event = event_from_dict(data)
@@ -531,7 +566,8 @@ class Hub:
                 except TimeoutError:
                     break
         viewer = _Viewer(self, ws, grant)
-        self.viewers.add(viewer)  # from here on it gets every delta after the snapshot it is about to receive
+        self._flush()  # what was folded so far goes to the others: this one gets it in its snapshot
+        self.viewers.add(viewer)  # from here on it gets every frame after the snapshot it is about to receive
         upto = self.pos
         resumed = None
         if since is not None and upto is not None:
@@ -540,7 +576,9 @@ class Hub:
             except Exception as exc:  # Redis went away meanwhile: a fresh snapshot from what this hub has
                 log.debug("resume from %s failed: %s", since, exc)
         if resumed is None:
-            viewer.pending.clear()  # the snapshot below holds all of it
+            self._flush()
+            viewer.frame = None  # the snapshot below holds all of it
+            viewer.pending.clear()
             calls = self.state.snapshot()
             viewer.first = P.dumps(P.snapshot(calls, self.pos)).encode()
             viewer.pos = self.pos
