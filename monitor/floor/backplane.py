@@ -5,9 +5,11 @@ to its backplane, and folds what the backplane hands back (`Entry`, in one order
 with a position and a time) into its board. Alone (`LocalBackplane`, the embedded default) that is a
 counter and a short memory for resuming viewers. With Redis (`RedisBackplane`):
 
-- `callmon:floor:events` is a stream of every entry (XADD ... MAXLEN ~ STREAM_KEEP); its ids are the
-  positions, and every hub reads it (XREAD BLOCK), so an agent may publish to any hub and a viewer on any
-  other hub sees the call, in the same order;
+- `callmon:floor:events` is a stream of every accepted message, in one order. A hub appends what it accepted
+  since its last write as ONE stream entry (a JSON list: one XADD per batch, not per message; trimmed with
+  `MINID ~` to the last STREAM_KEEP_S seconds); the entries' ids are the positions, and every hub reads the
+  stream (XREAD BLOCK), so an agent may publish to any hub and a viewer on any other hub sees the call, in
+  the same order;
 - `callmon:floor:call:<call_id>` is a hash per call: the CALL as the hub that took the call's last entry
   folded it, and the position of that entry; it expires REMOVE_AFTER_S after the call ended (or
   FORGET_STALE_S after its last sign of life), so a hub that starts (or restarts) loads the board from the
@@ -36,9 +38,10 @@ from .link import Backoff
 log = logging.getLogger(__name__)
 
 PREFIX = "callmon:floor:"
-STREAM_KEEP = 200_000  # entries the stream keeps (approximately): ~25 s of 2,000 agents at 4 events/s
-RESUME_MAX = 50_000  # a viewer further behind than this gets a fresh snapshot instead
-READ_COUNT = 2000  # entries per XREAD
+STREAM_KEEP_S = 30.0  # seconds of messages the stream keeps (approximately): what a resuming viewer can catch up on
+RESUME_MAX = 50_000  # messages: a viewer further behind than this gets a fresh snapshot instead
+READ_COUNT = 100  # stream entries per XREAD (each a batch of up to WRITE_MAX messages)
+WRITE_MAX = 1000  # messages in one stream entry
 REPLAY_S = 5.0  # on loading, the stream is replayed from this far before its end at least (hashes lag)
 LOCAL_KEEP = 20_000  # entries a hub alone keeps for resuming viewers
 
@@ -180,11 +183,12 @@ class RedisBackplane:
             for raw_id, fields in batch:
                 pos = raw_id.decode()
                 cursor = "(" + pos
-                data = json.loads(fields[b"m"])
-                call_id = data.get("c")
-                if call_id in stored and pos_key(pos) <= pos_key(stored[call_id]):
-                    continue  # already in the hash
-                self.on_entry(Entry(pos, pos_key(pos)[0] / 1000, data))
+                at = pos_key(pos)[0] / 1000
+                for data in _messages(fields):
+                    call_id = data.get("c")
+                    if call_id in stored and pos_key(pos) <= pos_key(stored[call_id]):
+                        continue  # already in the hash
+                    self.on_entry(Entry(pos, at, data))
             if len(batch) < READ_COUNT:
                 break
         self.last = end
@@ -204,7 +208,9 @@ class RedisBackplane:
                     for raw_id, fields in entries:
                         pos = raw_id.decode()
                         self.last = pos
-                        self.on_entry(Entry(pos, pos_key(pos)[0] / 1000, json.loads(fields[b"m"])))
+                        at = pos_key(pos)[0] / 1000
+                        for data in _messages(fields):  # decoded once per hub, whatever the viewers
+                            self.on_entry(Entry(pos, at, data))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -226,12 +232,14 @@ class RedisBackplane:
         await self._load()
 
     async def publish(self, items: list[dict[str, Any]]) -> None:
-        """Append the items to the stream, in order, in one round trip; raises when Redis is down."""
-        pipe = self.redis.pipeline(transaction=False)
-        for data in items:
-            pipe.xadd(self.stream, {"m": json.dumps(data, separators=(",", ":"), allow_nan=False)},
-                      maxlen=STREAM_KEEP, approximate=True)
-        await pipe.execute()
+        """Append the items to the stream, in order, as one entry (one XADD, one round trip); raises when Redis
+        is down. Every hub folds an entry's messages in their order, all at the entry's time."""
+        # Trimmed by Redis's clock (the last position read), not this hub's: a hub whose clock runs ahead must not
+        # empty the stream.
+        newest = pos_key(self.last)[0]
+        keep = f"{newest - int(STREAM_KEEP_S * 1000)}-0" if newest > STREAM_KEEP_S * 1000 else None
+        await self.redis.xadd(self.stream, {"ms": json.dumps(items, separators=(",", ":"), allow_nan=False)},
+                              minid=keep, approximate=True)
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
         """Entries after `pos` up to `upto` (what this hub has folded), or None when `pos` was trimmed."""
@@ -246,7 +254,7 @@ class RedisBackplane:
             batch = await self.redis.xrange(self.stream, min=cursor, max=upto, count=READ_COUNT)
             for raw_id, fields in batch:
                 p = raw_id.decode()
-                out.append(Entry(p, pos_key(p)[0] / 1000, json.loads(fields[b"m"])))
+                out += [Entry(p, pos_key(p)[0] / 1000, data) for data in _messages(fields)]
                 cursor = "(" + p
             if len(batch) < READ_COUNT:
                 return out
@@ -281,6 +289,12 @@ class RedisBackplane:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.redis.aclose()
+
+
+def _messages(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """The messages of one stream entry, in order."""
+    items = json.loads(fields[b"ms"])
+    return [m for m in items if isinstance(m, dict)] if isinstance(items, list) else []
 
 
 def _why(exc: BaseException) -> str:

@@ -44,7 +44,7 @@ from ..errors import BadInput
 from ..events import Metrics, TranscriptFinal, event_from_dict
 from ..redact import redact_text
 from . import protocol as P
-from .backplane import Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
+from .backplane import WRITE_MAX, Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
 from .state import MAX_CALLS_PER_AGENT, Delta, FloorState
 from .tokens import Grant, TokenStore
 from .validate import ID, MAX_SHORT, Invalid, check_event, loads, metrics_ok
@@ -308,7 +308,7 @@ class Hub:
             await self.outbox_ready.wait()
             self.outbox_ready.clear()
             while self.outbox:
-                items, self.outbox = self.outbox[:1000], self.outbox[1000:]
+                items, self.outbox = self.outbox[:WRITE_MAX], self.outbox[WRITE_MAX:]
                 if self.backplane.status in ("ok", "local"):
                     try:
                         await self.backplane.publish(items)

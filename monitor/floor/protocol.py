@@ -21,7 +21,7 @@ HEARTBEAT_S = 2.0  # the publisher's heartbeat while a call is live
 STALE_S = 10.0  # a live call with no event or heartbeat for this long is `stale`
 REMOVE_AFTER_S = 60.0  # an ended call leaves the board this long after its end
 FORGET_STALE_S = 600.0  # a stale call whose agent never comes back leaves the board after this
-FRAME_S = 0.05  # a hub sends its viewers at most one frame this often, with at most one update per call in it
+FRAME_S = 0.025  # a hub sends its viewers at most one frame this often, with at most one update per call in it
 TRANSCRIPT_TAIL = 20  # transcript lines a CALL keeps
 
 MISTAKES_PER_S = 1.0  # malformed messages a link may send, sustained, before it is closed...
