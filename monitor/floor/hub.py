@@ -55,7 +55,12 @@ audit.setLevel(logging.INFO)
 
 WEB_DIR = Path(__file__).parent / "web"
 SLOW_VIEWER_S = P.SLOW_VIEWER_S
-FLUSH_S = 0.5  # how often a hub on Redis writes the calls it took entries for to their hashes
+TICK_S = 0.5  # how often the hub looks for stale calls, stuck viewers and a changed token file
+# How often a hub on Redis writes the calls it took entries for to their hashes. Each write serialises the whole
+# CALL, and with thousands of agents nearly every call changes in any second; a hub that loads the board replays
+# the stream from the oldest hash's position (at least backplane.REPLAY_S back), so the hashes may lag this much.
+SAVE_S = 2.0
+WRITE_S = 0.01  # a hub on Redis appends to the stream at most this often (what waits goes as one entry)
 CATCH_UP_S = 5.0  # how long a resuming viewer waits for this hub to reach its position on the stream
 OUTBOX_MAX = 20_000  # accepted messages waiting for the backplane; beyond this agents are told to slow down
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -234,8 +239,8 @@ class Hub:
     async def _tick_loop(self) -> None:
         """Stale and removed calls, stuck viewers, the token file, and (on Redis) the calls' hashes."""
         loop = asyncio.get_running_loop()
-        period = max(0.05, min(FLUSH_S, self.settings.stale_s / 4))
-        next_tokens = 0.0
+        period = max(0.05, min(TICK_S, self.settings.stale_s / 4))
+        next_tokens = next_save = 0.0
         while True:
             await asyncio.sleep(period)
             for delta in self.state.tick(time.time()):
@@ -251,7 +256,9 @@ class Hub:
                 self._check_tokens(force=self.reload_tokens)
                 self.reload_tokens = False
                 next_tokens = now + P.TOKEN_CHECK_S
-            if self.dirty and isinstance(self.backplane, RedisBackplane) and self.backplane.status == "ok":
+            if (self.dirty and now >= next_save and isinstance(self.backplane, RedisBackplane)
+                    and self.backplane.status == "ok"):
+                next_save = now + SAVE_S
                 dirty, self.dirty = self.dirty, {}
                 try:
                     await self.backplane.save({c: (self.state.export(c), pos) for c, pos in dirty.items()})
@@ -304,8 +311,16 @@ class Hub:
         self.outbox_ready.set()
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        # On Redis, what arrived within WRITE_S goes as one stream entry: each entry costs every hub a round trip
+        # and a read, so hundreds of tiny ones a second would cost more than the messages in them.
+        pace = WRITE_S if isinstance(self.backplane, RedisBackplane) else 0.0
+        written = 0.0
         while True:
             await self.outbox_ready.wait()
+            if pace:
+                await asyncio.sleep(max(0.0, written + pace - loop.time()))
+                written = loop.time()
             self.outbox_ready.clear()
             while self.outbox:
                 items, self.outbox = self.outbox[:WRITE_MAX], self.outbox[WRITE_MAX:]
