@@ -42,6 +42,7 @@ STREAM_KEEP_S = 30.0  # seconds of messages the stream keeps (approximately): wh
 RESUME_MAX = 50_000  # messages: a viewer further behind than this gets a fresh snapshot instead
 READ_COUNT = 100  # stream entries per XREAD (each a batch of up to WRITE_MAX messages)
 WRITE_MAX = 1000  # messages in one stream entry
+SAVE_CHUNK = 200  # call hashes written in one pipeline
 REPLAY_S = 5.0  # on loading, the stream is replayed from this far before its end at least (hashes lag)
 LOCAL_KEEP = 20_000  # entries a hub alone keeps for resuming viewers
 
@@ -103,7 +104,29 @@ class LocalBackplane:
         return [e for e in self.kept if pos_key(e.pos)[1] > seq]
 
     async def save(self, calls: dict[str, tuple[dict[str, Any] | None, str]]) -> None:
-        """Nothing to save: a hub alone gets its calls back from the publishers after a restart."""
+        """Write the calls this hub took entries for: call id -> (export or None when it left, position).
+
+        In pipelines of SAVE_CHUNK calls, each sent before the next is serialised, so a hub with thousands of
+        calls never holds its loop (and its viewers' frames) for the whole lot at once."""
+        items = list(calls.items())
+        for start in range(0, len(items), SAVE_CHUNK):
+            pipe = self.redis.pipeline(transaction=False)
+            saved, gone = [], []
+            for call_id, (export, pos) in items[start:start + SAVE_CHUNK]:
+                key = self._key(call_id)
+                if export is None:
+                    pipe.delete(key)
+                    gone.append(call_id)
+                    continue
+                pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
+                ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
+                pipe.expire(key, max(1, int(ttl + 1)))
+                saved.append(call_id)
+            if saved:
+                pipe.sadd(PREFIX + "calls", *saved)
+            if gone:
+                pipe.srem(PREFIX + "calls", *gone)
+            await pipe.execute()
 
     async def stop(self) -> None:
         """Nothing to release."""
