@@ -479,9 +479,11 @@ def _nested(depth: int) -> str:
         ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
          '"severity":"warn","message":"m","reason":"r","evidence":' + _nested(40) + "}", "nested deeper"),
         ('{"schema":1,"type":"supervisor.requested","call_id":"c-0000a901","t":5,"wall":5,"note":["a"]}', "note"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"warn","message":"m","reason":"r","evidence":{"x":[1e400]}}', "evidence holds a number"),
     ],
     ids=["t-infinity", "hostility-nan", "t-huge", "t-string", "heat-7", "text-object", "kind-markup", "severity",
-         "evidence-deep", "note-list"],
+         "evidence-deep", "note-list", "evidence-overflow"],
 )
 def test_a_field_of_the_wrong_type_or_range_is_refused_and_every_viewer_still_gets_valid_json(floor, bad, says):
     call = "c-0000a901"

@@ -49,7 +49,8 @@ LOCAL_KEEP = 20_000  # entries a hub alone keeps for resuming viewers
 
 @dataclass(frozen=True)
 class Entry:
-    """One accepted message: `data` is {"k": "e" (event) | "b" (heartbeat) | "l" (lead), "h": hub id, ...}."""
+    """One accepted message: `data` is {"k": "m" (metrics, as the board takes them) | "e" (any other event) |
+    "b" (heartbeat) | "l" (lead), "c": call id, "h": hub id, ...}."""
 
     pos: str
     at: float  # unix seconds: the fold's clock, the same on every hub
@@ -315,8 +316,9 @@ class RedisBackplane:
 
 
 def _messages(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
-    """The messages of one stream entry, in order."""
-    items = json.loads(fields[b"ms"])
+    """The messages of one stream entry, in order (an entry from a hub before batching holds one, as "m")."""
+    raw = fields.get(b"ms")
+    items = json.loads(raw) if raw is not None else [json.loads(fields[b"m"])] if b"m" in fields else []
     return [m for m in items if isinstance(m, dict)] if isinstance(items, list) else []
 
 

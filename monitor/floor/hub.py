@@ -41,11 +41,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..errors import BadInput
-from ..events import Metrics, TranscriptFinal, event_from_dict
+from ..events import TranscriptFinal, event_from_dict
 from ..redact import redact_text
 from . import protocol as P
 from .backplane import WRITE_MAX, Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
-from .state import MAX_CALLS_PER_AGENT, Delta, FloorState
+from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, board_metrics
 from .tokens import Grant, TokenStore
 from .validate import ID, MAX_SHORT, Invalid, check_event, loads, metrics_ok
 
@@ -381,17 +381,15 @@ class Hub:
         if kind == "r":
             self.state.restore(data["call"])
             return
-        if kind == "e":
-            m = data["m"]
-            if m.get("type") == Metrics.type:  # checked by the hub that took it: folded as it is
-                deltas = self.state.metrics(m, entry.at)
-            else:
-                try:
-                    event = event_from_dict(m)
-                except (ValueError, KeyError, TypeError):
-                    log.debug("skipped an entry that is not an event: %s", str(data)[:200])
-                    return
-                deltas = self.state.apply(event, entry.at)
+        if kind == "m" and isinstance(call_id, str):  # a metrics event, as the board takes it (state.board_metrics)
+            deltas = self.state.metrics(call_id, data["v"], entry.at)
+        elif kind == "e":
+            try:
+                event = event_from_dict(data["m"])
+            except (ValueError, KeyError, TypeError):
+                log.debug("skipped an entry that is not an event: %s", str(data)[:200])
+                return
+            deltas = self.state.apply(event, entry.at)
             if isinstance(call_id, str):
                 self.claims.pop(call_id, None)  # the board knows the call now
         elif kind == "b" and isinstance(call_id, str):
@@ -525,7 +523,7 @@ class Hub:
         try:
             if type(data) is dict and data.get("type") == "metrics" and metrics_ok(data):  # most messages: quickly
                 call_id = data["call_id"]
-                item: dict[str, Any] = {"k": "e", "c": call_id, "m": data}
+                item: dict[str, Any] = {"k": "m", "c": call_id, "v": board_metrics(data)}
             elif isinstance(data, dict) and data.get("type") == "lead":
                 item = _ack_echo(data)
                 call_id = item["c"]

@@ -105,6 +105,20 @@ def _r(value: float | None, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def board_metrics(data: dict[str, Any]) -> list[Any]:
+    """What the board takes of a checked `metrics` event, rounded as CALL shows it: `[t, heat, [customer
+    loudness_db, pace_wpm, hostility] or None, [agent pace_wpm] or None, talk_ratio]` (None for a role the
+    event lacks: the board keeps what it had). The hub that accepts the event computes it once; the backplane
+    carries it to every hub instead of the whole event."""
+    roles = data["roles"]
+    customer, agent = roles.get("customer"), roles.get("agent")
+    return [data["t"], data.get("heat"),
+            None if customer is None else [_r(customer.get("loudness_above_baseline_db"), 1),
+                                           _r(customer.get("pace_wpm"), 0), _r(customer.get("hostility"), 2)],
+            None if agent is None else [_r(agent.get("pace_wpm"), 0)],
+            _r(data.get("talk_ratio"), 2)]
+
+
 class FloorState:
     """Every call the hub knows, keyed by call id. `now` is the hub's wall clock (unix seconds)."""
 
@@ -182,7 +196,7 @@ class FloorState:
         if isinstance(event, CallStarted):
             return self._started(event, now)
         if isinstance(event, Metrics):
-            return self.metrics(event.to_dict(), now)
+            return self.metrics(event.call_id, board_metrics(event.to_dict()), now)
         call = self.calls.get(event.call_id)
         if call is None:
             return []
@@ -291,26 +305,22 @@ class FloorState:
             changed["t"] = round(t, 3)
         return changed
 
-    def metrics(self, data: dict[str, Any], now: float) -> list[Delta]:
-        """Fold a `metrics` event, as its checked JSON object (most of what agents send: no dataclass for it)."""
-        call_id = data["call_id"]
+    def metrics(self, call_id: str, values: list[Any], now: float) -> list[Delta]:
+        """Fold what the board takes of a `metrics` event (`board_metrics`: most of what agents send, so no
+        dataclass and no second rounding on every hub)."""
         call = self.calls.get(call_id)
         if call is None:
             return []
+        t, heat, customer, agent, talk_ratio = values
         view = call.view
-        changed = self._seen(call, data["t"], now)
-        roles = data["roles"]
-        customer, agent = roles.get("customer"), roles.get("agent")
-        heat = data.get("heat")
+        changed = self._seen(call, t, now)
         if heat is not None and heat != view["heat"]:
             changed["heat"] = heat
         if customer is not None:
-            c = {"loudness_db": _r(customer.get("loudness_above_baseline_db"), 1),
-                 "pace_wpm": _r(customer.get("pace_wpm"), 0), "hostility": _r(customer.get("hostility"), 2)}
+            c = {"loudness_db": customer[0], "pace_wpm": customer[1], "hostility": customer[2]}
             if c != view["customer"]:
                 changed["customer"] = c
-        a = {"pace_wpm": _r(agent.get("pace_wpm"), 0) if agent is not None else view["agent"]["pace_wpm"],
-             "talk_ratio": _r(data.get("talk_ratio"), 2)}
+        a = {"pace_wpm": agent[0] if agent is not None else view["agent"]["pace_wpm"], "talk_ratio": talk_ratio}
         if a != view["agent"]:
             changed["agent"] = a
         if not changed:

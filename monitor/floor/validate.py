@@ -125,6 +125,19 @@ def _object(data: dict[str, Any], key: str, *, optional: bool = False) -> None:
         raise Invalid(f"{key} must be an object, got {type(value).__name__}")
     if depth(value) > MAX_DEPTH:
         raise Invalid(f"{key} is nested deeper than {MAX_DEPTH}")
+    if not _finite(value):  # 1e400 parses as infinity: the hub could not write it to Redis or a snapshot
+        raise Invalid(f"{key} holds a number JSON cannot carry")
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a parsed JSON value (of bounded depth) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def check_event(data: Any) -> None:
