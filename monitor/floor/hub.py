@@ -20,6 +20,7 @@ TCP_USER_TIMEOUT makes the kernel end a connection whose peer has not taken data
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import mimetypes
 import re
@@ -765,6 +766,19 @@ def _raise_fd_limit() -> None:
             pass
 
 
+def _tune_gc() -> None:
+    """Python's cycle collector, tuned for a hub with thousands of links.
+
+    With the default threshold (700 new container objects) the collector ran a thousand times in 20 s under
+    2,000 agents, promoting every message in flight to older generations, whose full collections (hundreds of
+    thousands of objects: each link has its own) took a fifth of the hub's CPU and held its loop for up to
+    0.37 s at a time. Most of what the hub makes is freed by reference counting at once, so it can wait for
+    100,000 before looking for cycles; and what was loaded at start (modules, the token file) is left out of
+    every collection (gc.freeze)."""
+    gc.freeze()
+    gc.set_threshold(100_000, 10, 10)
+
+
 def run_hub(settings: HubSettings) -> int:
     """`callmon hub`: serve until Ctrl-C or SIGTERM; the exit code."""
     tokens = TokenStore(settings.tokens)
@@ -774,6 +788,7 @@ def run_hub(settings: HubSettings) -> int:
     if not tokens.grants:
         print(f"callmon hub: warning: {settings.tokens} holds no tokens; add one with 'callmon hub token'", file=sys.stderr)
     _raise_fd_limit()
+    _tune_gc()
     hub = Hub(settings, tokens, ctx)
     ws_scheme, http_scheme = ("wss", "https") if ctx else ("ws", "http")
 
