@@ -28,8 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import BadInput
@@ -44,13 +43,12 @@ READ_COUNT = 100  # stream entries per XREAD (each a batch of up to WRITE_MAX me
 WRITE_MAX = 1000  # messages in one stream entry
 SAVE_CHUNK = 200  # call hashes written in one pipeline
 REPLAY_S = 5.0  # on loading, the stream is replayed from this far before its end at least (hashes lag)
-LOCAL_KEEP = 20_000  # entries a hub alone keeps for resuming viewers
+LOCAL_KEEP = 200_000  # how many messages back a viewer of a hub alone can resume from (~20 s of 2,000 agents)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One accepted message: `data` is {"k": "m" (metrics, as the board takes them) | "e" (any other event) |
-    "b" (heartbeat) | "l" (lead), "c": call id, "h": hub id, ...}."""
+    "b" (heartbeat) | "l" (lead), "c": call id, "h": hub id, ...}. (A named tuple: thousands a second.)"""
 
     pos: str
     at: float  # unix seconds: the fold's clock, the same on every hub
@@ -82,7 +80,7 @@ class LocalBackplane:
     def __init__(self) -> None:
         self.epoch = int(time.time() * 1000)
         self.seq = 0
-        self.kept: deque[Entry] = deque(maxlen=LOCAL_KEEP)
+        self.kept: deque[tuple[int, Entry]] = deque()  # (seq, entry) of the last LOCAL_KEEP a resume reads
         self.on_entry: OnEntry = lambda entry: None
 
     async def start(self, on_entry: OnEntry, on_reset: Callable[[], None], on_status: Callable[[str], None]) -> None:
@@ -91,43 +89,27 @@ class LocalBackplane:
 
     async def publish(self, items: list[dict[str, Any]]) -> None:
         """Number the items and fold them at once."""
+        now = time.time()
+        kept = self.kept
         for data in items:
             self.seq += 1
-            entry = Entry(f"{self.epoch}-{self.seq}", time.time(), data)
-            self.kept.append(entry)
+            entry = Entry(f"{self.epoch}-{self.seq}", now, data)
+            if data.get("k") == "e":  # what a resume reads: metrics and heartbeats only move the position
+                kept.append((self.seq, entry))
             self.on_entry(entry)
+        while kept and kept[0][0] <= self.seq - LOCAL_KEEP:
+            kept.popleft()
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
-        """Entries after `pos`, or None when they are no longer kept (or `pos` is not this run's)."""
+        """The entries after `pos` that a resume reads (events; not metrics or heartbeats), or None when `pos` is
+        more than LOCAL_KEEP messages back (or not this run's)."""
         epoch, seq = pos_key(pos)
-        if epoch != self.epoch or not self.kept or seq < pos_key(self.kept[0].pos)[1] - 1 or seq > self.seq:
+        if epoch != self.epoch or seq > self.seq or seq < self.seq - LOCAL_KEEP:
             return None
-        return [e for e in self.kept if pos_key(e.pos)[1] > seq]
+        return [e for n, e in self.kept if n > seq]
 
     async def save(self, calls: dict[str, tuple[dict[str, Any] | None, str]]) -> None:
-        """Write the calls this hub took entries for: call id -> (export or None when it left, position).
-
-        In pipelines of SAVE_CHUNK calls, each sent before the next is serialised, so a hub with thousands of
-        calls never holds its loop (and its viewers' frames) for the whole lot at once."""
-        items = list(calls.items())
-        for start in range(0, len(items), SAVE_CHUNK):
-            pipe = self.redis.pipeline(transaction=False)
-            saved, gone = [], []
-            for call_id, (export, pos) in items[start:start + SAVE_CHUNK]:
-                key = self._key(call_id)
-                if export is None:
-                    pipe.delete(key)
-                    gone.append(call_id)
-                    continue
-                pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
-                ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
-                pipe.expire(key, max(1, int(ttl + 1)))
-                saved.append(call_id)
-            if saved:
-                pipe.sadd(PREFIX + "calls", *saved)
-            if gone:
-                pipe.srem(PREFIX + "calls", *gone)
-            await pipe.execute()
+        """Nothing to save: a hub alone gets its calls back from the publishers after a restart."""
 
     async def stop(self) -> None:
         """Nothing to release."""
@@ -285,24 +267,29 @@ class RedisBackplane:
         return None
 
     async def save(self, calls: dict[str, tuple[dict[str, Any] | None, str]]) -> None:
-        """Write the calls this hub took entries for: call id -> (export or None when it left, position)."""
-        pipe = self.redis.pipeline(transaction=False)
-        gone = []
-        for call_id, (export, pos) in calls.items():
-            key = self._key(call_id)
-            if export is None:
-                pipe.delete(key)
-                gone.append(call_id)
-                continue
-            pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
-            ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
-            pipe.expire(key, max(1, int(ttl + 1)))
-        saved = [c for c in calls if c not in gone]
-        if saved:
-            pipe.sadd(PREFIX + "calls", *saved)
-        if gone:
-            pipe.srem(PREFIX + "calls", *gone)
-        await pipe.execute()
+        """Write the calls this hub took entries for: call id -> (export or None when it left, position).
+
+        In pipelines of SAVE_CHUNK calls, each sent before the next is serialised, so a hub with thousands of
+        calls never holds its loop (and its viewers' frames) for the whole lot at once."""
+        items = list(calls.items())
+        for start in range(0, len(items), SAVE_CHUNK):
+            pipe = self.redis.pipeline(transaction=False)
+            saved, gone = [], []
+            for call_id, (export, pos) in items[start:start + SAVE_CHUNK]:
+                key = self._key(call_id)
+                if export is None:
+                    pipe.delete(key)
+                    gone.append(call_id)
+                    continue
+                pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
+                ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
+                pipe.expire(key, max(1, int(ttl + 1)))
+                saved.append(call_id)
+            if saved:
+                pipe.sadd(PREFIX + "calls", *saved)
+            if gone:
+                pipe.srem(PREFIX + "calls", *gone)
+            await pipe.execute()
 
     async def stop(self) -> None:
         """Stop following the stream and close the connection pool."""

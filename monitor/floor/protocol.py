@@ -37,9 +37,13 @@ MESSAGE_TOO_BIG = 1009  # a frame above MAX_MESSAGE (websockets closes it itself
 ROLES = ("agent", "viewer")
 
 
+# One encoder for every message (json.dumps with options builds a new one per call: a hub encodes thousands a second).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(message: dict[str, Any]) -> str:
     """A message as the compact JSON text frame the floor sends (never NaN or Infinity: browsers reject them)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 def hello(token: str, since: str | None = None) -> dict[str, Any]:
