@@ -64,6 +64,7 @@ SAVE_S = 2.0
 WRITE_S = 0.01  # a hub on Redis appends to the stream at most this often (what waits goes as one entry)
 CATCH_UP_S = 5.0  # how long a resuming viewer waits for this hub to reach its position on the stream
 OUTBOX_MAX = 20_000  # accepted messages waiting for the backplane; beyond this agents are told to slow down
+OVERLOADED = "the hub is overloaded; message dropped"
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -499,6 +500,8 @@ class Hub:
                 if problem is None:
                     continue
                 await ws.send(P.dumps(P.error(problem)))
+                if problem is OVERLOADED:
+                    continue  # the hub's trouble, not a mistake of the agent's: never a reason to close its link
                 if fatal or not mistakes.take(now):
                     await self._close(ws, f"agent {link.agent_id}", problem if fatal else "too many bad messages")
                     return
@@ -558,7 +561,7 @@ class Hub:
         if owner != agent_id:
             return f"call {call_id} is not agent {agent_id}'s", True
         if len(self.outbox) >= OUTBOX_MAX:
-            return "the hub is overloaded; message dropped", False
+            return OVERLOADED, False
         if item["k"] == "l":
             audit.info("agent %s gave back the acknowledgement by %s of call %s", agent_id, item["by"], call_id)
         item["h"] = self.id
