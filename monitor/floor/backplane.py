@@ -115,6 +115,40 @@ class LocalBackplane:
         """Nothing to release."""
 
 
+class _Recent:
+    """The events (`k` "e": transcript lines among them) of the last STREAM_KEEP_S of the stream, as this hub read
+    them: a viewer that resumes here (from this hub or another) gets its lines without reading the stream again
+    (twenty-five viewers of a killed hub, each reading seconds of a busy stream, took longer than its kill)."""
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[tuple[int, int], Entry]] = deque()
+        self.complete: tuple[int, int] | None = None  # every event after this position is in `entries`
+
+    def start(self) -> None:
+        """Reading the stream (again): complete from the first entry read (`seen`)."""
+        self.entries.clear()
+        self.complete = None
+
+    def seen(self, key: tuple[int, int]) -> None:
+        """A stream entry was read at `key` (any kind)."""
+        if self.complete is None:
+            self.complete = key
+
+    def add(self, key: tuple[int, int], entry: Entry) -> None:
+        """An event read at position `key` (in stream order)."""
+        entries = self.entries
+        entries.append((key, entry))
+        oldest = key[0] - int(STREAM_KEEP_S * 1000)
+        while entries[0][0][0] < oldest:
+            self.complete = entries.popleft()[0]
+
+    def after(self, key: tuple[int, int], upto: tuple[int, int]) -> list[Entry] | None:
+        """The events after `key` up to `upto`, or None when this hub did not read them all."""
+        if self.complete is None or key < self.complete:
+            return None
+        return [e for k, e in self.entries if key < k <= upto]
+
+
 class RedisBackplane:
     """Many hubs on one Redis (see the module docstring for the keys)."""
 
@@ -137,6 +171,7 @@ class RedisBackplane:
         self.last = "0-0"  # the last position folded
         self._reader: asyncio.Task[None] | None = None
         self._reloading = False
+        self.recent = _Recent()
 
     def _key(self, call_id: str) -> str:
         return f"{PREFIX}call:{call_id}"
@@ -184,17 +219,22 @@ class RedisBackplane:
         if stored:
             start_ms = min(start_ms, *(pos_key(p)[0] for p in stored.values()))
         cursor = f"{max(0, start_ms)}-0"
+        self.recent.start()
         while True:
             batch = await r.xrange(self.stream, min=cursor, max=end, count=READ_COUNT) if end != "0-0" else []
             for raw_id, fields in batch:
                 pos = raw_id.decode()
                 cursor = "(" + pos
-                at = pos_key(pos)[0] / 1000
+                key = pos_key(pos)
+                self.recent.seen(key)
                 for data in _messages(fields):
+                    entry = Entry(pos, key[0] / 1000, data)
+                    if data.get("k") == "e":
+                        self.recent.add(key, entry)
                     call_id = data.get("c")
-                    if call_id in stored and pos_key(pos) <= pos_key(stored[call_id]):
+                    if call_id in stored and key <= pos_key(stored[call_id]):
                         continue  # already in the hash
-                    self.on_entry(Entry(pos, at, data))
+                    self.on_entry(entry)
             if len(batch) < READ_COUNT:
                 break
         self.last = end
@@ -214,9 +254,13 @@ class RedisBackplane:
                     for raw_id, fields in entries:
                         pos = raw_id.decode()
                         self.last = pos
-                        at = pos_key(pos)[0] / 1000
+                        key = pos_key(pos)
+                        self.recent.seen(key)
                         for data in _messages(fields):  # decoded once per hub, whatever the viewers
-                            self.on_entry(Entry(pos, at, data))
+                            entry = Entry(pos, key[0] / 1000, data)
+                            if data.get("k") == "e":
+                                self.recent.add(key, entry)
+                            self.on_entry(entry)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -248,9 +292,13 @@ class RedisBackplane:
                               minid=keep, approximate=True)
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
-        """Entries after `pos` up to `upto` (what this hub has folded), or None when `pos` was trimmed."""
+        """Entries after `pos` up to `upto` (what this hub has folded; from memory, only the events, which is what a
+        resume reads), or None when `pos` was trimmed."""
         if upto is None or pos_key(pos) > pos_key(upto):
             return None
+        remembered = self.recent.after(pos_key(pos), pos_key(upto))
+        if remembered is not None:
+            return remembered
         first = await self.redis.xrange(self.stream, count=1)
         if not first or pos_key(first[0][0].decode()) > pos_key(pos):
             return None
