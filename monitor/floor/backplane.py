@@ -282,14 +282,19 @@ class RedisBackplane:
         await self._load()
 
     async def publish(self, items: list[dict[str, Any]]) -> None:
-        """Append the items to the stream, in order, as one entry (one XADD, one round trip); raises when Redis
-        is down. Every hub folds an entry's messages in their order, all at the entry's time."""
+        """Append the items to the stream, in order, as entries of up to WRITE_MAX messages (one XADD each, all in
+        one round trip); raises when Redis is down. Every hub folds an entry's messages in their order, all at
+        the entry's time."""
         # Trimmed by Redis's clock (the last position read), not this hub's: a hub whose clock runs ahead must not
         # empty the stream.
         newest = pos_key(self.last)[0]
         keep = f"{newest - int(STREAM_KEEP_S * 1000)}-0" if newest > STREAM_KEEP_S * 1000 else None
-        await self.redis.xadd(self.stream, {"ms": json.dumps(items, separators=(",", ":"), allow_nan=False)},
-                              minid=keep, approximate=True)
+        pipe = self.redis.pipeline(transaction=False)
+        for start in range(0, len(items), WRITE_MAX):
+            chunk = items[start:start + WRITE_MAX]
+            pipe.xadd(self.stream, {"ms": json.dumps(chunk, separators=(",", ":"), allow_nan=False)},
+                      minid=keep, approximate=True)
+        await pipe.execute()
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
         """Entries after `pos` up to `upto` (what this hub has folded; from memory, only the events, which is what a
