@@ -68,6 +68,7 @@ class VadConfig:
     neg_threshold: float = _opt(0.35, lo=0.0, hi=1.0)
     min_silence_ms: int = _opt(400, lo=32, hi=5000)
     end_partial_ms: int = _opt(0, lo=0, hi=5000)
+    early_decode_ms: int = _opt(100, lo=0, hi=5000)
     min_speech_ms: int = _opt(100, lo=0, hi=5000)
     speech_pad_ms: int = _opt(100, lo=0, hi=2000)
     max_utterance_s: float = _opt(25.0, lo=2.0, hi=30.0)
@@ -235,6 +236,7 @@ ORDERED = (
     ("analysis.tense", "analysis.hostile", "analysis.abusive"),
     ("vad.neg_threshold", "vad.threshold"),
     ("vad.end_partial_ms", "vad.min_silence_ms"),
+    ("vad.early_decode_ms", "vad.min_silence_ms"),
     ("analysis.baseline_min_speech_s", "analysis.baseline_speech_s"),
     ("analysis.fast_min_wpm", "analysis.fast_wpm"),
 )

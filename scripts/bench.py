@@ -559,11 +559,11 @@ def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, com
     )
 
 
-def bench_json(script: str, what: str) -> dict:
+def bench_json(script: str, what: str, *extra: str) -> dict:
     """Run a benchmark script that prints its rows and summary as JSON."""
     say(what)
     wait_quiet()
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--json"],
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--json", *extra],
                           capture_output=True, text=True, check=True, cwd=REPO)
     result = json.loads(done.stdout)
     say(f"  {json.dumps(result['summary'])}")
@@ -600,11 +600,15 @@ def bench(args: argparse.Namespace) -> int:
             text = bench_replay(args, info, started, command)
         elif name == "latency":
             text = latency_section(bench_json(
-                "bench_latency.py", "latency: real-time replay of every scenario call with expected nudges (about 10 minutes)",
+                "bench_latency.py", "latency: real-time replay of every scenario call with expected nudges (about 10 minutes"
+                + (f", twice: also by {args.before})" if args.before else ")"),
+                *(["--before", args.before] if args.before else []),
             )) if not args.quick else latency_section(None)
         elif name == "live":
             text = live_section(bench_json(
-                "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min)",
+                "bench_live.py", "live: every scenario call played into PulseAudio null sinks, heard by callmon live (~9 min"
+                + (f", twice: also by {args.before})" if args.before else ")"),
+                *(["--before", args.before] if args.before else []),
             ))
         elif name == "pause":
             text = bench_script("bench-pause", "pause.md", *(["--runs", "1"] if args.quick else []))
@@ -636,30 +640,49 @@ def latency_section(latency: dict | None) -> str:
     """The trigger-to-nudge latency section (scripts/bench_latency.py in real-time replay)."""
     if latency is None:
         return "\n## Trigger to nudge latency\n\nNot measured in a --quick run.\n"
-    word, sound = latency["summary"]["word"], latency["summary"]["sound"]
+    before = latency.get("before")
     L = [
         "", "## Trigger to nudge latency", "",
         "Every scenario call (`tests/fixtures/calls/scn_*`) replayed with `callmon replay --realtime`, one after",
         "another; for each expected nudge, its `wall` minus the wall-clock moment the trigger turn's last",
         "audio was played (see `scripts/bench_latency.py`). A nudge raised before the turn ended counts as 0.",
         "Word-triggered: set_boundary, call_supervisor, acknowledge, avoid_blame, apologize_well,",
-        "keep_promises, summarize; loudness/pace: slow_down, let_them_finish.", "",
-        "| figure | measured | target | met? |", "|---|---|---|---|",
-        f"| word-triggered p50 / p95 (n={word['n']}, missed {word['missed']}) | {word['p50']} s / {word['p95']} s "
-        f"| p95 ≤ 0.8 s | {_ok(word['p95'] is not None and word['p95'] <= 0.8)} |",
-        f"| loudness/pace p50 / p95 (n={sound['n']}, missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s "
-        f"| p95 ≤ 0.3 s | {_ok(sound['p95'] is not None and sound['p95'] <= 0.3)} |",
-        "| whisper_streaming, for comparison (its paper) | 3.3 s | | |", "",
-        "| call | nudge | latency (s) |", "|---|---|---|",
+        "keep_promises, summarize; loudness/pace: slow_down, let_them_finish.",
     ]
-    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in latency["rows"]]
+    if before:
+        L += ["", f"Side by side: each call was also replayed by the code at commit {before['commit']} (`--before`), "
+              "alternating which ran first, on the same machine in the same run."]
+    L += ["", "| figure | measured | " + (f"before ({before['commit']}) | " if before else "") + "target | met? |",
+          "|---|---|" + ("---|" if before else "") + "---|---|"]
+    for name, label, target in (("word", "word-triggered", 0.8), ("sound", "loudness/pace", 0.3)):
+        now = latency["summary"][name]
+        cells = [f"{label} p50 / p95 (n={now['n']}, missed {now['missed']})", f"{now['p50']} s / {now['p95']} s"]
+        if before:  # the target is then "no worse than before", measured side by side
+            b = before["summary"][name]
+            cells.append(f"{b['p50']} s / {b['p95']} s (n={b['n']}, missed {b['missed']})")
+            target = b["p95"] if b["p95"] is not None else target
+            cells += ["p95 ≤ before's", _ok(now["p95"] is not None and now["p95"] <= target and now["missed"] <= b["missed"])]
+        else:
+            cells += [f"p95 ≤ {target} s", _ok(now["p95"] is not None and now["p95"] <= target)]
+        L.append("| " + " | ".join(cells) + " |")
+    L += ["| whisper_streaming, for comparison (its paper) | 3.3 s | " + ("| " if before else "") + "| |", ""]
+    L += ["| call | nudge | latency (s) |" + (" before (s) |" if before else ""), "|---|---|---|" + ("---|" if before else "")]
+    old = {(r["call"], r["kind"]): r["latency_s"] for r in before["rows"]} if before else {}
+    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" + (f" {old.get((r['call'], r['kind']))} |" if before else "")
+          for r in latency["rows"]]
     return "\n".join(L) + "\n"
 
 
 def live_section(live: dict) -> str:
-    """Live capture on the virtual call lines (scripts/bench_live.py)."""
+    """Live capture on the virtual call lines (scripts/bench_live.py), beside earlier code if it was run `--before`."""
     sm = live["summary"]
+    before = live.get("before")
+    bs = before["summary"] if before else None
     cpu, both, word, sound = sm["cpu_share"], sm["all"], sm["word"], sm["sound"]
+
+    def was(text: str) -> str:  # the before column, when there is one
+        return f" {text} |" if before else ""
+
     L = [
         "", "## Live capture: CPU and trigger to nudge latency", "",
         "Every scenario call with expected nudges played with `paplay` into the PulseAudio null sinks of",
@@ -668,20 +691,34 @@ def live_section(live: dict) -> str:
         "`scripts/bench_live.py`). Latency: the moment the nudge's JSON line reaches the benchmark minus the moment the",
         "trigger turn's last audio was played (paplay's start + the turn's end in the file), on one clock; a nudge",
         "raised before the turn ended counts as 0. CPU: callmon's user + system time while the call plays, as a share",
-        "of all cores.", "",
-        "| figure | measured | target | met? |", "|---|---|---|---|",
-        f"| CPU share of the machine, one call (median of {cpu['calls']} calls; max) | {100 * cpu['median']:.0f} % "
-        f"({100 * cpu['max']:.0f} %) | ≤ 50 % of the 2 cores | {_ok(cpu['max'] <= 0.5)} |",
-        f"| trigger phrase's end → nudge (word-triggered kinds), p50 / p95 (n={word['n']}, missed {word['missed']}) "
-        f"| {word['p50']} s / {word['p95']} s | p95 ≤ 1.0 s "
-        f"| {_ok(word['p95'] is not None and word['p95'] <= 1.0 and not word['missed'])} |",
-        f"| loudness/pace kinds, from the customer's turn end (includes the agent's reply), p50 / p95 (n={sound['n']}, "
-        f"missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s | — | — |",
-        f"| all kinds, p50 / p95 (n={both['n']}) | {both['p50']} s / {both['p95']} s | | |",
-        f"| audio blocks dropped (overflows), all calls | {sm['overflows']} | 0 | {_ok(sm['overflows'] == 0)} |", "",
-        "| call | nudge | latency (s) |", "|---|---|---|",
+        "of all cores.",
     ]
-    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" for r in live["rows"]]
+    if before:
+        L += ["", f"Side by side: each call was also played to `callmon live` of commit {before['commit']} (`--before`), "
+              "alternating which ran first, on the same machine in the same run."]
+    L += [
+        "", "| figure | measured |" + was(f"before ({before['commit']})" if before else "") + " target | met? |",
+        "|---|---|" + was("---") + "---|---|",
+        f"| CPU share of the machine, one call (median of {cpu['calls']} calls; max) | {100 * cpu['median']:.0f} % "
+        f"({100 * cpu['max']:.0f} %) |"
+        + was(f"{100 * bs['cpu_share']['median']:.0f} % ({100 * bs['cpu_share']['max']:.0f} %)" if bs else "")
+        + f" ≤ 50 % of the 2 cores | {_ok(cpu['max'] <= 0.5)} |",
+        f"| trigger phrase's end → nudge (word-triggered kinds), p50 / p95 (n={word['n']}, missed {word['missed']}) "
+        f"| {word['p50']} s / {word['p95']} s |"
+        + was(f"{bs['word']['p50']} s / {bs['word']['p95']} s (n={bs['word']['n']}, missed {bs['word']['missed']})" if bs else "")
+        + f" p95 ≤ 1.0 s | {_ok(word['p95'] is not None and word['p95'] <= 1.0 and not word['missed'])} |",
+        f"| loudness/pace kinds, from the customer's turn end (includes the agent's reply), p50 / p95 (n={sound['n']}, "
+        f"missed {sound['missed']}) | {sound['p50']} s / {sound['p95']} s |"
+        + was(f"{bs['sound']['p50']} s / {bs['sound']['p95']} s" if bs else "") + " — | — |",
+        f"| all kinds, p50 / p95 (n={both['n']}) | {both['p50']} s / {both['p95']} s |"
+        + was(f"{bs['all']['p50']} s / {bs['all']['p95']} s" if bs else "") + " | |",
+        f"| audio blocks dropped (overflows), all calls | {sm['overflows']} |" + was(str(bs["overflows"]) if bs else "")
+        + f" 0 | {_ok(sm['overflows'] == 0)} |", "",
+        "| call | nudge | latency (s) |" + was("before (s)"), "|---|---|---|" + was("---"),
+    ]
+    old = {(r["call"], r["kind"]): r["latency_s"] for r in before["rows"]} if before else {}
+    L += [f"| {r['call']} | {r['kind']} | {r['latency_s']} |" + was(str(old.get((r["call"], r["kind"]))))
+          for r in live["rows"]]
     return "\n".join(L) + "\n"
 
 
@@ -990,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="docs/BENCHMARKS.md", metavar="FILE",
                         help="report file, overwritten (default docs/BENCHMARKS.md, relative to the repository)")
+    parser.add_argument("--before", metavar="DIR",
+                        help="latency and live sections: also run each call with this checkout of earlier code, side by side")
     parser.add_argument("--baseline", metavar="CALL", help=argparse.SUPPRESS)
     parser.add_argument("--count", metavar="CALL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ was played: `trigger_end + offset`, where `offset` is the smallest `wall - t` ov
 metrics events (the pacing floor: the audio at call time t is released at wall t + offset).
 A nudge that fires before its trigger turn ends (e.g. from a partial) counts as 0.
 
-Usage: scripts/bench_latency.py [--calls GLOB] [--json]   (runs the calls one after another)
+Usage: scripts/bench_latency.py [--calls GLOB] [--config FILE] [--before DIR] [--json]   (runs the calls one after another)
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ WORD_KINDS = {"set_boundary", "call_supervisor", "acknowledge", "avoid_blame", "
 SOUND_KINDS = {"slow_down", "let_them_finish"}
 
 
-def replay(flac: Path) -> list[dict]:
+def replay(flac: Path, config: str | None = None, repo: Path = REPO) -> list[dict]:
+    """The call's events from `callmon replay --realtime`, run from the checkout `repo` (its `monitor` package)."""
     cmd = [sys.executable, "-m", "monitor", "replay", str(flac), "--realtime", "--format", "jsonl", "-q"]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
+    if config:
+        cmd += ["--config", config]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=True).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
@@ -69,21 +72,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", default="tests/fixtures/calls/scn_*.json", help="manifests to replay (glob)")
     parser.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
+    parser.add_argument("--config", help="a config file for the replays (e.g. to compare a [vad] setting)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="a checkout of earlier code: each call is replayed by it too, alternating which goes first, "
+                             "so the two are measured side by side on the same machine")
     args = parser.parse_args()
-    rows = []
-    for path in sorted(REPO.glob(args.calls)):
+    rows, before = [], []
+    for i, path in enumerate(sorted(REPO.glob(args.calls))):
         manifest = json.loads(path.read_text())
         if not manifest.get("expect_nudges"):
             continue
         print(f"latency: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
-        rows += latencies(manifest, replay(path.with_suffix(".flac")))
+        flac = path.with_suffix(".flac")
+        runs = [(rows, REPO), (before, args.before)] if args.before else [(rows, REPO)]
+        for out, repo in runs[:: 1 if i % 2 else -1]:
+            out += latencies(manifest, replay(flac, args.config, repo))
     result = {"rows": rows, "summary": summarise(rows)}
+    if args.before:
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        commit = subprocess.run(git, capture_output=True, text=True, cwd=args.before).stdout.strip()
+        result["before"] = {"commit": commit, "rows": before, "summary": summarise(before)}
     if args.json:
         print(json.dumps(result))
     else:
         for r in rows:
             print(f"{r['call']:<32} {r['kind']:<16} {r['latency_s']}")
         print(json.dumps(result["summary"]))
+        if args.before:
+            print("before:", json.dumps(result["before"]["summary"]))
     return 0
 
 

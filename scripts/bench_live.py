@@ -10,7 +10,7 @@ includes paplay's start-up, PulseAudio, PortAudio and the pipe; a nudge raised b
 trigger turn ends (from a partial) counts as 0. CPU is the callmon process's user+system time
 while the call plays, as a share of the machine's cores.
 
-Usage: scripts/bench_live.py [--calls GLOB] [--json]
+Usage: scripts/bench_live.py [--calls GLOB] [--before DIR] [--json]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def start_lines(runtime: Path) -> dict[str, str]:
     return env
 
 
-def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path) -> dict:
+def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path, repo: Path = REPO) -> dict:
+    """Play one call into the lines while `callmon live` (of the checkout `repo`) listens; its latencies and CPU."""
     sides = {}
     for role, ch in (("agent", 1), ("customer", 2)):
         sides[role] = work / f"{role}.wav"
@@ -52,7 +53,7 @@ def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path) -> di
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "live", "--agent-device", "agent_line", "--customer-device", "customer_line",
          "--no-tui", "--format", "jsonl", "-q", "--duration", str(round(manifest["duration"] + 30))],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     lines: queue.Queue = queue.Queue()
 
@@ -108,26 +109,8 @@ def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path) -> di
         (e.get("overflows", 0) for _, e in events if e["type"] == "status"), default=0)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", default="tests/fixtures/calls/scn_*.json", help="manifests to play (glob)")
-    parser.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
-    args = parser.parse_args()
-    rows, shares, overflows = [], [], 0
-    with tempfile.TemporaryDirectory(prefix="pa-") as tmp:
-        env = start_lines(Path(tmp))
-        try:
-            for path in sorted(REPO.glob(args.calls)):
-                manifest = json.loads(path.read_text())
-                if not manifest.get("expect_nudges"):
-                    continue
-                print(f"live: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
-                result = play_call(env, manifest, path.with_suffix(".flac"), Path(tmp))
-                rows += result["rows"]
-                shares.append(result["cpu_share"])
-                overflows += result["overflows"]
-        finally:
-            subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)
+def summarise(rows: list[dict], shares: list[float], overflows: int) -> dict:
+    """CPU share (median and max over calls), overflows, and latency p50/p95 per kind group."""
     summary = {"cpu_share": {"median": round(statistics.median(shares), 3), "max": round(max(shares), 3), "calls": len(shares)},
                "overflows": overflows}
     for name, kinds in (("word", WORD_KINDS), ("sound", SOUND_KINDS), ("all", WORD_KINDS | SOUND_KINDS)):
@@ -135,13 +118,50 @@ def main() -> int:
         summary[name] = {"n": len(vals), "missed": sum(1 for r in rows if r["kind"] in kinds and r["latency_s"] is None),
                          "p50": round(statistics.median(vals), 3) if vals else None,
                          "p95": round(percentile(vals, 0.95), 3) if vals else None}
-    result = {"rows": rows, "summary": summary}
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", default="tests/fixtures/calls/scn_*.json", help="manifests to play (glob)")
+    parser.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="a checkout of earlier code: each call is played to it too, alternating which goes first, "
+                             "so the two are measured side by side on the same machine")
+    args = parser.parse_args()
+    runs = {"now": ([], [], [0], REPO)}
+    if args.before:
+        runs["before"] = ([], [], [0], args.before)
+    with tempfile.TemporaryDirectory(prefix="pa-") as tmp:
+        env = start_lines(Path(tmp))
+        try:
+            for i, path in enumerate(sorted(REPO.glob(args.calls))):
+                manifest = json.loads(path.read_text())
+                if not manifest.get("expect_nudges"):
+                    continue
+                print(f"live: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
+                for rows, shares, overflows, repo in list(runs.values())[:: 1 if i % 2 else -1]:
+                    result = play_call(env, manifest, path.with_suffix(".flac"), Path(tmp), repo)
+                    rows += result["rows"]
+                    shares.append(result["cpu_share"])
+                    overflows[0] += result["overflows"]
+        finally:
+            subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)
+    rows, shares, overflows, _ = runs["now"]
+    result = {"rows": rows, "summary": summarise(rows, shares, overflows[0])}
+    if args.before:
+        b_rows, b_shares, b_overflows, _ = runs["before"]
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        commit = subprocess.run(git, capture_output=True, text=True, cwd=args.before).stdout.strip()
+        result["before"] = {"commit": commit, "rows": b_rows, "summary": summarise(b_rows, b_shares, b_overflows[0])}
     if args.json:
         print(json.dumps(result))
     else:
         for r in rows:
             print(f"{r['call']:<32} {r['kind']:<16} {r['latency_s']}")
-        print(json.dumps(summary))
+        print(json.dumps(result["summary"]))
+        if args.before:
+            print("before:", json.dumps(result["before"]["summary"]))
     return 0
 
 

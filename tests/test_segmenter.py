@@ -63,7 +63,7 @@ def test_click_shorter_than_min_speech_is_dropped():
 
 
 def test_partials_tick_while_speaking_then_final():
-    cfg = VadConfig(partial_interval_s=1.0, end_partial_ms=0)
+    cfg = VadConfig(partial_interval_s=1.0, end_partial_ms=0, early_decode_ms=0)
     out = run([0.9] * frames(3.5) + [0.0] * 30, cfg)
     partials = [u for u in out if not u.final]
     assert len(partials) == 3
@@ -72,7 +72,7 @@ def test_partials_tick_while_speaking_then_final():
 
 
 def test_early_in_a_pause_the_whole_utterance_is_offered_as_a_partial():
-    cfg = VadConfig(partial_interval_s=30, end_partial_ms=192, min_silence_ms=480, speech_pad_ms=64)
+    cfg = VadConfig(partial_interval_s=30, end_partial_ms=192, min_silence_ms=480, speech_pad_ms=64, early_decode_ms=0)
     out = run([0.0] * 5 + [0.9] * 40 + [0.0] * 30, cfg)
     assert [u.final for u in out] == [False, True]
     early, final = out
@@ -80,6 +80,32 @@ def test_early_in_a_pause_the_whole_utterance_is_offered_as_a_partial():
     # ...and a pause shorter than the early point offers nothing.
     out = run([0.9] * 40 + [0.0] * 4 + [0.9] * 40 + [0.0] * 30, cfg)
     assert [u.final for u in out] == [False, True]
+
+
+def test_early_decoding_offers_the_finals_very_audio_as_a_display_partial():
+    cfg = VadConfig(partial_interval_s=30, min_silence_ms=480, speech_pad_ms=96, early_decode_ms=64)
+    out = run([0.0] * 5 + [0.9] * 40 + [0.0] * 30, cfg)
+    assert [(u.final, u.ordered) for u in out] == [(False, False), (True, True)]  # decides nothing
+    early, final = out
+    assert (early.seq, early.start, early.end) == (final.seq, final.start, final.end)
+    np.testing.assert_array_equal(early.audio, final.audio)  # so its words are the final's words
+    # It waits for the pad (96 ms, three frames) even when asked sooner, or the final's tail would be missing...
+    out = run([0.9] * 40 + [0.0] * 2 + [0.9] * 40 + [0.0] * 30, cfg)
+    assert [u.final for u in out] == [False, True]
+    # ...and a pause long enough for it but not for a final offers it once, then the final has more audio.
+    out = run([0.9] * 40 + [0.0] * 6 + [0.9] * 40 + [0.0] * 30, cfg)
+    assert [u.final for u in out] == [False, False, True]
+    assert out[0].end < out[2].end and out[1].end == out[2].end
+
+
+def test_an_early_decoding_stands_in_for_the_next_periodic_partial():
+    cfg = VadConfig(partial_interval_s=1.0, min_silence_ms=480, speech_pad_ms=96, early_decode_ms=96)
+    probs = [0.9] * frames(0.8) + [0.0] * 5 + [0.9] * frames(2.5) + [0.0] * 30
+    early, *periodic, last, final = run(probs, cfg)
+    assert final.final and not any(u.final for u in periodic) and last.end == final.end  # the pause that ends it
+    # Two periodic partials in 2.5 s of speech, the first a whole interval after the early one
+    # (not at the 1 s mark of the utterance, where it would have cost one pass more).
+    assert len(periodic) == 2 and periodic[0].end - early.end >= RATE
 
 
 def test_monologue_is_cut_at_max_length_at_a_pause():

@@ -5,7 +5,8 @@ Every scenario call and the bundled demo call are replayed `--fast` (no partials
 model falls behind and drops display partials as a busy live machine would). Two calls run again
 with the pause partial on (`vad.end_partial_ms = 200`), which the coach then decides on too.
 The nudges (kind, severity, call time within 0.3 s), their outcomes (`nudge.cleared` how, followed,
-follow_s within 0.5 s) and the call summary's raised/followed counts must be the same, event by event.
+follow_s within 0.5 s) and the call summary's raised/followed counts must be the same, event by event,
+and so must the final transcripts (the paced runs' finals reuse their early decodings).
 The `--fast` runs are shared with the scenario suite (the `replays` fixture).
 """
 
@@ -41,6 +42,13 @@ def test_fast_and_paced_replays_give_the_same_verdict(flac, extra, paced):
     if extra:
         assert any(e["type"] == "transcript.partial" and e["pause"] for e in fast), "no pause partial in the fast replay"
     assert not differences(fast, slow), f"{flac.stem}: " + "; ".join(differences(fast, slow))
+    # The transcript too: a paced final reuses the words of its early decoding, which must be the
+    # words a fast replay gets by decoding the final itself.
+    assert finals(fast) == finals(slow)
+
+
+def finals(events):
+    return [(e["role"], e["text"], e["start"], e["end"]) for e in events if e["type"] == "transcript.final"]
 
 
 def test_the_comparison_notices_a_moved_nudge():

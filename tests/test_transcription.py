@@ -74,20 +74,6 @@ def test_silence_and_noise_give_no_transcript(shared_data, cfg, model):
     assert replay(shared_data / "asr/picovoice_leopard/empty.wav", cfg, model) == []
 
 
-def test_fast_and_realtime_replays_give_the_same_finals(run_callmon):
-    short = FIXTURES / "calls" / "short.flac"
-    runs = {}
-    for pace in ("--fast", "--realtime"):
-        result = run_callmon("replay", short, pace, "--format", "jsonl", "-q")
-        assert result.returncode == 0, result.stderr
-        events = [json.loads(line) for line in result.stdout.splitlines()]
-        runs[pace] = [(e["role"], e["text"], e["start"], e["end"]) for e in events if e["type"] == "transcript.final"]
-        if pace == "--realtime":
-            partials = [e for e in events if e["type"] == "transcript.partial"]
-            assert partials, "a paced replay shows partial transcripts while utterances grow"
-    assert runs["--fast"] and runs["--fast"] == runs["--realtime"]
-
-
 def test_default_toml_documents_every_setting():
     """Every key the code reads is in config/default.toml, and outside the per-rule coach texts
     the file's values are the code's defaults, so the documentation cannot drift."""

@@ -52,3 +52,21 @@ def test_full_final_queue_blocks_the_producer_instead_of_dropping():
     producer.join(10)
     worker.close()
     assert done == list(range(6))
+
+
+def test_a_final_over_the_audio_already_decoded_reuses_the_words():
+    fake = FakeTranscriber()
+    done = []
+    worker = SttWorker(fake, lambda u, words: done.append((u.final, [w.text for w in words])), final_queue=8)
+    worker.start()
+    audio = np.arange(800, dtype=np.float32)
+    worker.submit(Utterance("customer", 3, 100, 900, audio, final=False))  # early in the pause
+    for _ in range(500):
+        if done:
+            break
+        time.sleep(0.01)
+    worker.submit(Utterance("customer", 3, 100, 900, audio, final=True))  # the hangover ended: same audio
+    worker.submit(Utterance("customer", 4, 1000, 1400, audio[:400], final=True))  # another utterance
+    worker.close()
+    assert fake.calls == [800, 400]  # one pass for the first utterance, not two
+    assert done == [(False, ["len800"]), (True, ["len800"]), (True, ["len400"])]

@@ -44,6 +44,9 @@ class Segmenter:
         self._min_silence = cfg.min_silence_ms * rate // 1000
         self._end_partial = cfg.end_partial_ms * rate // 1000
         self._pause_partial_sent = False
+        # Not before the pad is in the buffer: the early decoding must cover the final's very audio.
+        self._early = max(cfg.early_decode_ms, cfg.speech_pad_ms) * rate // 1000 if cfg.early_decode_ms else 0
+        self._early_sent = False
         self._min_speech = cfg.min_speech_ms * rate // 1000
         self._max_len = int(cfg.max_utterance_s * rate)
         self._partial_every = int(cfg.partial_interval_s * rate)
@@ -85,12 +88,12 @@ class Segmenter:
                 self.speaking = True
                 self._start = max(self._buf_start, start - self._pad)
                 self._silence_from = self._last_pause = None
-                self._pause_partial_sent = False
+                self._pause_partial_sent = self._early_sent = False
                 self._next_partial = self._start + self._partial_every
             return []
         if p >= cfg.threshold:
             self._silence_from = None
-            self._pause_partial_sent = False
+            self._pause_partial_sent = self._early_sent = False
         elif p < cfg.neg_threshold and self._silence_from is None:
             self._silence_from = self._last_pause = start
         if self._silence_from is not None and end - self._silence_from >= self._min_silence:
@@ -105,6 +108,19 @@ class Segmenter:
             self._pause_partial_sent = True
             if self._silence_from - self._start - self._pad >= self._min_speech:
                 return [self._utterance(self._start, self._silence_from + self._pad, final=False, pause=True)]
+        if (
+            self._early and self._silence_from is not None and not self._early_sent
+            and end - self._silence_from >= self._early
+        ):
+            # Early in a pause, a display partial of exactly the audio the final will have if the
+            # speaker stops here: decoded while the hangover runs, its words serve the final (the
+            # worker reuses them), so a paced run's verdict comes one Whisper pass sooner.
+            self._early_sent = True
+            # It shows the text as a periodic partial would, so the next one is due a whole interval
+            # later: where the speaker goes on, the early decoding costs no extra Whisper pass.
+            self._next_partial = end + self._partial_every
+            if self._silence_from - self._start - self._pad >= self._min_speech:
+                return [self._utterance(self._start, self._silence_from + self._pad, final=False)]
         if end - self._start >= self._max_len:
             # A monologue: cut at its latest pause if that keeps most of it, else right here,
             # and go on with a new utterance from the cut.

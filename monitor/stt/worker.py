@@ -4,8 +4,10 @@ Two kinds of work, with a written backpressure policy each:
 - *ordered* utterances (finals, and the pause partial the segmenter offers early in every pause)
   are what the coach decides on, so none may be lost or reordered at any replay speed: they wait
   in one FIFO of `final_queue`; when it is full `submit` blocks the producer (live capture then
-  counts overflow at its own bounded queue). A final whose audio is exactly its pause partial's
-  reuses that decoding, so a fast replay pays for the pause partial only where speech resumed;
+  counts overflow at its own bounded queue). A final whose audio is exactly that of the utterance
+  decoded before it for the role (its pause partial, or the early display partial of its pause)
+  reuses that decoding, so a fast replay pays for the pause partial only where speech resumed,
+  and a paced run's final is out as soon as the hangover ends;
 - periodic partials are for display only and never queued: one slot per role holds the newest, a
   newer one replaces it, and one whose utterance has already been finalised is dropped unheard
   (stale); one finalised while being transcribed is still delivered, since it is ready first. A
@@ -95,7 +97,8 @@ class SttWorker:
                 utt = self._finals.popleft()
                 self._cond.notify_all()
             elif self._partials and not self._closing:
-                utt = self._partials.pop(next(iter(self._partials)))
+                # Oldest audio first: a speaker's early partial, whose final is due, before another's growing one.
+                utt = self._partials.pop(min(self._partials.values(), key=lambda u: u.end).role)
             else:
                 return None
             return utt
@@ -105,19 +108,22 @@ class SttWorker:
             return not utt.ordered and self._finalised.get(utt.role, -1) >= utt.seq
 
     def _run(self) -> None:
-        last: tuple[tuple[str, int, int, int], list[RawWord]] | None = None  # the latest ordered decoding
+        # Each role's latest decoding, by extent: an utterance over the same audio (the final after
+        # its pause partial, or after the early display partial of its pause) reuses the words, since
+        # the same samples give the same words; so no extra pass, and the final is out sooner.
+        decoded: dict[str, tuple[tuple[int, int, int], list[RawWord]]] = {}
         while (utt := self._next()) is not None:
             try:
                 if self._stale(utt):
                     self.partials_dropped += 1
                     continue
-                key = (utt.role, utt.seq, utt.start, utt.end)
-                if utt.ordered and last is not None and last[0] == key:
-                    words = last[1]  # the final of a pause partial's very audio: same words, no second pass
+                key = (utt.seq, utt.start, utt.end)
+                last = decoded.get(utt.role)
+                if last is not None and last[0] == key:
+                    words = last[1]
                 else:
                     words = self.transcriber.transcribe(utt.audio)
-                if utt.ordered:
-                    last = (key, words)
+                    decoded[utt.role] = (key, words)
                 # A display partial finalised while it was being transcribed still goes out: it is
                 # ready now, its final is not, and the screen shows it sooner.
                 self.on_result(utt, words)
