@@ -330,6 +330,38 @@ def test_a_new_viewer_gets_a_snapshot_then_only_what_changed(floor):
             viewer.close()
 
 
+def test_a_viewer_of_a_hub_alone_resumes_from_its_position_or_gets_a_fresh_snapshot(tmp_path, start_hub):
+    tokens = floor_token_file(tmp_path / "tokens.toml")
+    hub = start_hub(tmp_path / "tokens.toml")
+    call = "c-0000d101"
+    with agent(hub.url, tokens["alice"]) as ws:
+        send(ws, started(call, "alice"), final(call, 1.0, "customer", "before"))
+        viewer = FloorViewer(hub.url, tokens["viewer"])
+        viewer.wait("the first line", lambda v: v.calls.get(call, {}).get("transcript"))
+        pos = viewer.pos
+        viewer.close()
+        for i in range(50):  # metrics and heartbeats in between move the position; the lines must all be there
+            send(ws, metrics(call, 1.5 + i / 100, 1, hostility=0.2), json.dumps({"type": "heartbeat", "call_id": call}))
+        send(ws, final(call, 2.0, "customer", "while away"), metrics(call, 2.5, 2, hostility=0.6))
+        probe = FloorViewer(hub.url, tokens["viewer"])
+        probe.wait("the metrics said while away", lambda v: v.calls.get(call, {}).get("heat") == 2)
+        probe.close()
+        back = FloorViewer(hub.url, tokens["viewer"], since=pos)
+        try:
+            assert back.snapshot["resumed"] is True
+            mine = next(c for c in back.snapshot["calls"] if c["call_id"] == call)
+            assert [line["text"] for line in mine["transcript"]] == ["while away"], "only what followed its position"
+            assert mine["heat"] == 2
+        finally:
+            back.close()
+        other_run = FloorViewer(hub.url, tokens["viewer"], since="1-1")  # a position from another run of the hub
+        try:
+            assert other_run.snapshot["resumed"] is False
+            assert [line["text"] for line in other_run.calls[call]["transcript"]] == ["before", "while away"]
+        finally:
+            other_run.close()
+
+
 def test_a_call_goes_stale_without_heartbeats_comes_back_with_one_and_leaves_after_it_ends(tmp_path, start_hub):
     tokens = floor_token_file(tmp_path / "tokens.toml")
     hub = start_hub(tmp_path / "tokens.toml", "--stale-s", "1", "--remove-after-s", "1")
@@ -479,9 +511,11 @@ def _nested(depth: int) -> str:
         ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
          '"severity":"warn","message":"m","reason":"r","evidence":' + _nested(40) + "}", "nested deeper"),
         ('{"schema":1,"type":"supervisor.requested","call_id":"c-0000a901","t":5,"wall":5,"note":["a"]}', "note"),
+        ('{"schema":1,"type":"nudge","call_id":"c-0000a901","t":5,"wall":5,"id":"n9","kind":"acknowledge",'
+         '"severity":"warn","message":"m","reason":"r","evidence":{"x":[1e400]}}', "evidence holds a number"),
     ],
     ids=["t-infinity", "hostility-nan", "t-huge", "t-string", "heat-7", "text-object", "kind-markup", "severity",
-         "evidence-deep", "note-list"],
+         "evidence-deep", "note-list", "evidence-overflow"],
 )
 def test_a_field_of_the_wrong_type_or_range_is_refused_and_every_viewer_still_gets_valid_json(floor, bad, says):
     call = "c-0000a901"

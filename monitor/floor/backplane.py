@@ -5,9 +5,11 @@ to its backplane, and folds what the backplane hands back (`Entry`, in one order
 with a position and a time) into its board. Alone (`LocalBackplane`, the embedded default) that is a
 counter and a short memory for resuming viewers. With Redis (`RedisBackplane`):
 
-- `callmon:floor:events` is a stream of every entry (XADD ... MAXLEN ~ STREAM_KEEP); its ids are the
-  positions, and every hub reads it (XREAD BLOCK), so an agent may publish to any hub and a viewer on any
-  other hub sees the call, in the same order;
+- `callmon:floor:events` is a stream of every accepted message, in one order. A hub appends what it accepted
+  since its last write as ONE stream entry (a JSON list: one XADD per batch, not per message; trimmed with
+  `MINID ~` to the last STREAM_KEEP_S seconds); the entries' ids are the positions, and every hub reads the
+  stream (XREAD BLOCK), so an agent may publish to any hub and a viewer on any other hub sees the call, in
+  the same order;
 - `callmon:floor:call:<call_id>` is a hash per call: the CALL as the hub that took the call's last entry
   folded it, and the position of that entry; it expires REMOVE_AFTER_S after the call ended (or
   FORGET_STALE_S after its last sign of life), so a hub that starts (or restarts) loads the board from the
@@ -26,8 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import BadInput
@@ -36,16 +37,18 @@ from .link import Backoff
 log = logging.getLogger(__name__)
 
 PREFIX = "callmon:floor:"
-STREAM_KEEP = 200_000  # entries the stream keeps (approximately): ~25 s of 2,000 agents at 4 events/s
-RESUME_MAX = 50_000  # a viewer further behind than this gets a fresh snapshot instead
-READ_COUNT = 2000  # entries per XREAD
+STREAM_KEEP_S = 30.0  # seconds of messages the stream keeps (approximately): what a resuming viewer can catch up on
+RESUME_MAX = 50_000  # messages: a viewer further behind than this gets a fresh snapshot instead
+READ_COUNT = 100  # stream entries per XREAD (each a batch of up to WRITE_MAX messages)
+WRITE_MAX = 1000  # messages in one stream entry
+SAVE_CHUNK = 200  # call hashes written in one pipeline
 REPLAY_S = 5.0  # on loading, the stream is replayed from this far before its end at least (hashes lag)
-LOCAL_KEEP = 20_000  # entries a hub alone keeps for resuming viewers
+LOCAL_KEEP = 200_000  # how many messages back a viewer of a hub alone can resume from (~20 s of 2,000 agents)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One accepted message: `data` is {"k": "e" (event) | "b" (heartbeat) | "l" (lead), "h": hub id, ...}."""
+class Entry(NamedTuple):
+    """One accepted message: `data` is {"k": "m" (metrics, as the board takes them) | "e" (any other event) |
+    "b" (heartbeat) | "l" (lead), "c": call id, "h": hub id, ...}. (A named tuple: thousands a second.)"""
 
     pos: str
     at: float  # unix seconds: the fold's clock, the same on every hub
@@ -77,7 +80,7 @@ class LocalBackplane:
     def __init__(self) -> None:
         self.epoch = int(time.time() * 1000)
         self.seq = 0
-        self.kept: deque[Entry] = deque(maxlen=LOCAL_KEEP)
+        self.kept: deque[tuple[int, Entry]] = deque()  # (seq, entry) of the last LOCAL_KEEP a resume reads
         self.on_entry: OnEntry = lambda entry: None
 
     async def start(self, on_entry: OnEntry, on_reset: Callable[[], None], on_status: Callable[[str], None]) -> None:
@@ -86,24 +89,64 @@ class LocalBackplane:
 
     async def publish(self, items: list[dict[str, Any]]) -> None:
         """Number the items and fold them at once."""
+        now = time.time()
+        kept = self.kept
         for data in items:
             self.seq += 1
-            entry = Entry(f"{self.epoch}-{self.seq}", time.time(), data)
-            self.kept.append(entry)
+            entry = Entry(f"{self.epoch}-{self.seq}", now, data)
+            if data.get("k") == "e":  # what a resume reads: metrics and heartbeats only move the position
+                kept.append((self.seq, entry))
             self.on_entry(entry)
+        while kept and kept[0][0] <= self.seq - LOCAL_KEEP:
+            kept.popleft()
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
-        """Entries after `pos`, or None when they are no longer kept (or `pos` is not this run's)."""
+        """The entries after `pos` that a resume reads (events; not metrics or heartbeats), or None when `pos` is
+        more than LOCAL_KEEP messages back (or not this run's)."""
         epoch, seq = pos_key(pos)
-        if epoch != self.epoch or not self.kept or seq < pos_key(self.kept[0].pos)[1] - 1 or seq > self.seq:
+        if epoch != self.epoch or seq > self.seq or seq < self.seq - LOCAL_KEEP:
             return None
-        return [e for e in self.kept if pos_key(e.pos)[1] > seq]
+        return [e for n, e in self.kept if n > seq]
 
     async def save(self, calls: dict[str, tuple[dict[str, Any] | None, str]]) -> None:
         """Nothing to save: a hub alone gets its calls back from the publishers after a restart."""
 
     async def stop(self) -> None:
         """Nothing to release."""
+
+
+class _Recent:
+    """The events (`k` "e": transcript lines among them) of the last STREAM_KEEP_S of the stream, as this hub read
+    them: a viewer that resumes here (from this hub or another) gets its lines without reading the stream again
+    (twenty-five viewers of a killed hub, each reading seconds of a busy stream, took longer than its kill)."""
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[tuple[int, int], Entry]] = deque()
+        self.complete: tuple[int, int] | None = None  # every event after this position is in `entries`
+
+    def start(self) -> None:
+        """Reading the stream (again): complete from the first entry read (`seen`)."""
+        self.entries.clear()
+        self.complete = None
+
+    def seen(self, key: tuple[int, int]) -> None:
+        """A stream entry was read at `key` (any kind)."""
+        if self.complete is None:
+            self.complete = key
+
+    def add(self, key: tuple[int, int], entry: Entry) -> None:
+        """An event read at position `key` (in stream order)."""
+        entries = self.entries
+        entries.append((key, entry))
+        oldest = key[0] - int(STREAM_KEEP_S * 1000)
+        while entries[0][0][0] < oldest:
+            self.complete = entries.popleft()[0]
+
+    def after(self, key: tuple[int, int], upto: tuple[int, int]) -> list[Entry] | None:
+        """The events after `key` up to `upto`, or None when this hub did not read them all."""
+        if self.complete is None or key < self.complete:
+            return None
+        return [e for k, e in self.entries if key < k <= upto]
 
 
 class RedisBackplane:
@@ -128,6 +171,7 @@ class RedisBackplane:
         self.last = "0-0"  # the last position folded
         self._reader: asyncio.Task[None] | None = None
         self._reloading = False
+        self.recent = _Recent()
 
     def _key(self, call_id: str) -> str:
         return f"{PREFIX}call:{call_id}"
@@ -175,16 +219,22 @@ class RedisBackplane:
         if stored:
             start_ms = min(start_ms, *(pos_key(p)[0] for p in stored.values()))
         cursor = f"{max(0, start_ms)}-0"
+        self.recent.start()
         while True:
             batch = await r.xrange(self.stream, min=cursor, max=end, count=READ_COUNT) if end != "0-0" else []
             for raw_id, fields in batch:
                 pos = raw_id.decode()
                 cursor = "(" + pos
-                data = json.loads(fields[b"m"])
-                call_id = data.get("c")
-                if call_id in stored and pos_key(pos) <= pos_key(stored[call_id]):
-                    continue  # already in the hash
-                self.on_entry(Entry(pos, pos_key(pos)[0] / 1000, data))
+                key = pos_key(pos)
+                self.recent.seen(key)
+                for data in _messages(fields):
+                    entry = Entry(pos, key[0] / 1000, data)
+                    if data.get("k") == "e":
+                        self.recent.add(key, entry)
+                    call_id = data.get("c")
+                    if call_id in stored and key <= pos_key(stored[call_id]):
+                        continue  # already in the hash
+                    self.on_entry(entry)
             if len(batch) < READ_COUNT:
                 break
         self.last = end
@@ -204,7 +254,13 @@ class RedisBackplane:
                     for raw_id, fields in entries:
                         pos = raw_id.decode()
                         self.last = pos
-                        self.on_entry(Entry(pos, pos_key(pos)[0] / 1000, json.loads(fields[b"m"])))
+                        key = pos_key(pos)
+                        self.recent.seen(key)
+                        for data in _messages(fields):  # decoded once per hub, whatever the viewers
+                            entry = Entry(pos, key[0] / 1000, data)
+                            if data.get("k") == "e":
+                                self.recent.add(key, entry)
+                            self.on_entry(entry)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -226,17 +282,28 @@ class RedisBackplane:
         await self._load()
 
     async def publish(self, items: list[dict[str, Any]]) -> None:
-        """Append the items to the stream, in order, in one round trip; raises when Redis is down."""
+        """Append the items to the stream, in order, as entries of up to WRITE_MAX messages (one XADD each, all in
+        one round trip); raises when Redis is down. Every hub folds an entry's messages in their order, all at
+        the entry's time."""
+        # Trimmed by Redis's clock (the last position read), not this hub's: a hub whose clock runs ahead must not
+        # empty the stream.
+        newest = pos_key(self.last)[0]
+        keep = f"{newest - int(STREAM_KEEP_S * 1000)}-0" if newest > STREAM_KEEP_S * 1000 else None
         pipe = self.redis.pipeline(transaction=False)
-        for data in items:
-            pipe.xadd(self.stream, {"m": json.dumps(data, separators=(",", ":"), allow_nan=False)},
-                      maxlen=STREAM_KEEP, approximate=True)
+        for start in range(0, len(items), WRITE_MAX):
+            chunk = items[start:start + WRITE_MAX]
+            pipe.xadd(self.stream, {"ms": json.dumps(chunk, separators=(",", ":"), allow_nan=False)},
+                      minid=keep, approximate=True)
         await pipe.execute()
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
-        """Entries after `pos` up to `upto` (what this hub has folded), or None when `pos` was trimmed."""
+        """Entries after `pos` up to `upto` (what this hub has folded; from memory, only the events, which is what a
+        resume reads), or None when `pos` was trimmed."""
         if upto is None or pos_key(pos) > pos_key(upto):
             return None
+        remembered = self.recent.after(pos_key(pos), pos_key(upto))
+        if remembered is not None:
+            return remembered
         first = await self.redis.xrange(self.stream, count=1)
         if not first or pos_key(first[0][0].decode()) > pos_key(pos):
             return None
@@ -246,31 +313,36 @@ class RedisBackplane:
             batch = await self.redis.xrange(self.stream, min=cursor, max=upto, count=READ_COUNT)
             for raw_id, fields in batch:
                 p = raw_id.decode()
-                out.append(Entry(p, pos_key(p)[0] / 1000, json.loads(fields[b"m"])))
+                out += [Entry(p, pos_key(p)[0] / 1000, data) for data in _messages(fields)]
                 cursor = "(" + p
             if len(batch) < READ_COUNT:
                 return out
         return None
 
     async def save(self, calls: dict[str, tuple[dict[str, Any] | None, str]]) -> None:
-        """Write the calls this hub took entries for: call id -> (export or None when it left, position)."""
-        pipe = self.redis.pipeline(transaction=False)
-        gone = []
-        for call_id, (export, pos) in calls.items():
-            key = self._key(call_id)
-            if export is None:
-                pipe.delete(key)
-                gone.append(call_id)
-                continue
-            pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
-            ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
-            pipe.expire(key, max(1, int(ttl + 1)))
-        saved = [c for c in calls if c not in gone]
-        if saved:
-            pipe.sadd(PREFIX + "calls", *saved)
-        if gone:
-            pipe.srem(PREFIX + "calls", *gone)
-        await pipe.execute()
+        """Write the calls this hub took entries for: call id -> (export or None when it left, position).
+
+        In pipelines of SAVE_CHUNK calls, each sent before the next is serialised, so a hub with thousands of
+        calls never holds its loop (and its viewers' frames) for the whole lot at once."""
+        items = list(calls.items())
+        for start in range(0, len(items), SAVE_CHUNK):
+            pipe = self.redis.pipeline(transaction=False)
+            saved, gone = [], []
+            for call_id, (export, pos) in items[start:start + SAVE_CHUNK]:
+                key = self._key(call_id)
+                if export is None:
+                    pipe.delete(key)
+                    gone.append(call_id)
+                    continue
+                pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
+                ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
+                pipe.expire(key, max(1, int(ttl + 1)))
+                saved.append(call_id)
+            if saved:
+                pipe.sadd(PREFIX + "calls", *saved)
+            if gone:
+                pipe.srem(PREFIX + "calls", *gone)
+            await pipe.execute()
 
     async def stop(self) -> None:
         """Stop following the stream and close the connection pool."""
@@ -281,6 +353,13 @@ class RedisBackplane:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.redis.aclose()
+
+
+def _messages(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """The messages of one stream entry, in order (an entry from a hub before batching holds one, as "m")."""
+    raw = fields.get(b"ms")
+    items = json.loads(raw) if raw is not None else [json.loads(fields[b"m"])] if b"m" in fields else []
+    return [m for m in items if isinstance(m, dict)] if isinstance(items, list) else []
 
 
 def _why(exc: BaseException) -> str:

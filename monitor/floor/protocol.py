@@ -21,7 +21,7 @@ HEARTBEAT_S = 2.0  # the publisher's heartbeat while a call is live
 STALE_S = 10.0  # a live call with no event or heartbeat for this long is `stale`
 REMOVE_AFTER_S = 60.0  # an ended call leaves the board this long after its end
 FORGET_STALE_S = 600.0  # a stale call whose agent never comes back leaves the board after this
-COALESCE_S = 0.1  # per viewer, at most one update per call this often
+FRAME_S = 0.025  # a hub sends its viewers at most one frame this often, with at most one update per call in it
 TRANSCRIPT_TAIL = 20  # transcript lines a CALL keeps
 
 MISTAKES_PER_S = 1.0  # malformed messages a link may send, sustained, before it is closed...
@@ -37,9 +37,13 @@ MESSAGE_TOO_BIG = 1009  # a frame above MAX_MESSAGE (websockets closes it itself
 ROLES = ("agent", "viewer")
 
 
+# One encoder for every message (json.dumps with options builds a new one per call: a hub encodes thousands a second).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(message: dict[str, Any]) -> str:
     """A message as the compact JSON text frame the floor sends (never NaN or Infinity: browsers reject them)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 def hello(token: str, since: str | None = None) -> dict[str, Any]:

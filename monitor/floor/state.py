@@ -60,8 +60,10 @@ class Update:
             self._data = dumps(self.message()).encode()
         return self._data
 
-    def merged(self, later: Update) -> Update:
-        """This update followed by a later one of the same call, as one (for a viewer inside its 100 ms window)."""
+    def merged(self, later: Update | Removed) -> Update | Removed:
+        """This update followed by a later delta of the same call, as one (for one frame, or a busy viewer)."""
+        if isinstance(later, Removed):
+            return later
         lines = self.lines + later.lines
         return Update(self.call_id, {**self.set, **later.set}, lines[-MAX_PENDING_LINES:])
 
@@ -101,6 +103,20 @@ class _Call:
 
 def _r(value: float | None, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+def board_metrics(data: dict[str, Any]) -> list[Any]:
+    """What the board takes of a checked `metrics` event, rounded as CALL shows it: `[t, heat, [customer
+    loudness_db, pace_wpm, hostility] or None, [agent pace_wpm] or None, talk_ratio]` (None for a role the
+    event lacks: the board keeps what it had). The hub that accepts the event computes it once; the backplane
+    carries it to every hub instead of the whole event."""
+    roles = data["roles"]
+    customer, agent = roles.get("customer"), roles.get("agent")
+    return [data["t"], data.get("heat"),
+            None if customer is None else [_r(customer.get("loudness_above_baseline_db"), 1),
+                                           _r(customer.get("pace_wpm"), 0), _r(customer.get("hostility"), 2)],
+            None if agent is None else [_r(agent.get("pace_wpm"), 0)],
+            _r(data.get("talk_ratio"), 2)]
 
 
 class FloorState:
@@ -179,20 +195,15 @@ class FloorState:
         """
         if isinstance(event, CallStarted):
             return self._started(event, now)
+        if isinstance(event, Metrics):
+            return self.metrics(event.call_id, board_metrics(event.to_dict()), now)
         call = self.calls.get(event.call_id)
         if call is None:
             return []
-        call.last_seen = max(call.last_seen, now)
         view = call.view
-        changed: dict[str, Any] = {}
+        changed = self._seen(call, event.t, now, ended=isinstance(event, CallEnded))
         lines: list[dict[str, Any]] = []
-        if view["status"] == "stale" and not isinstance(event, CallEnded):
-            changed["status"] = "live"
-        if event.t > view["t"] and call.ended_at is None:
-            changed["t"] = round(event.t, 3)
-        if isinstance(event, Metrics):
-            self._metrics(view, event, changed)
-        elif isinstance(event, TranscriptFinal):
+        if isinstance(event, TranscriptFinal):
             line = {"role": event.role, "text": event.text, "t": round(event.start, 1)}
             if line not in view["transcript"]:  # a line re-sent after a reconnect is already there
                 lines.append(line)
@@ -283,19 +294,39 @@ class FloorState:
         return [Update(call_id, {"whispers": whispers})]
 
     @staticmethod
-    def _metrics(view: dict[str, Any], event: Metrics, changed: dict[str, Any]) -> None:
-        customer = event.roles.get("customer")
-        agent = event.roles.get("agent")
-        if event.heat is not None and event.heat != view["heat"]:
-            changed["heat"] = event.heat
+    def _seen(call: _Call, t: float, now: float, *, ended: bool = False) -> dict[str, Any]:
+        """An event of the call at call time `t`: fresh again; the fields that changed so far (status, t)."""
+        call.last_seen = max(call.last_seen, now)
+        view = call.view
+        changed: dict[str, Any] = {}
+        if view["status"] == "stale" and not ended:
+            changed["status"] = "live"
+        if t > view["t"] and call.ended_at is None:
+            changed["t"] = round(t, 3)
+        return changed
+
+    def metrics(self, call_id: str, values: list[Any], now: float) -> list[Delta]:
+        """Fold what the board takes of a `metrics` event (`board_metrics`: most of what agents send, so no
+        dataclass and no second rounding on every hub)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        t, heat, customer, agent, talk_ratio = values
+        view = call.view
+        changed = self._seen(call, t, now)
+        if heat is not None and heat != view["heat"]:
+            changed["heat"] = heat
         if customer is not None:
-            c = {"loudness_db": _r(customer.loudness_above_baseline_db, 1), "pace_wpm": _r(customer.pace_wpm, 0),
-                 "hostility": _r(customer.hostility, 2)}
+            c = {"loudness_db": customer[0], "pace_wpm": customer[1], "hostility": customer[2]}
             if c != view["customer"]:
                 changed["customer"] = c
-        a = {"pace_wpm": _r(agent.pace_wpm, 0) if agent else view["agent"]["pace_wpm"], "talk_ratio": _r(event.talk_ratio, 2)}
+        a = {"pace_wpm": agent[0] if agent is not None else view["agent"]["pace_wpm"], "talk_ratio": talk_ratio}
         if a != view["agent"]:
             changed["agent"] = a
+        if not changed:
+            return []
+        view.update(changed)
+        return [Update(call_id, changed)]
 
     def heartbeat(self, call_id: str, now: float) -> list[Delta]:
         """A heartbeat keeps the call fresh; a stale call comes back live."""

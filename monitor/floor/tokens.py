@@ -110,18 +110,6 @@ def _grant(path: Path, n: int, entry: dict) -> Grant:
     return Grant(role, agent_id if role == "agent" else None, name, digest.lower(), expires)
 
 
-def check(grants: list[Grant], token: str, now: float | None = None) -> Grant | None:
-    """The grant a token opens (not expired), or None. Every entry is compared, each in constant time."""
-    digest = hash_token(token).encode("ascii")
-    found = None
-    for grant in grants:
-        if hmac.compare_digest(digest, grant.sha256.encode("ascii")):
-            found = grant
-    if found is not None and not found.valid(time.time() if now is None else now):
-        return None
-    return found
-
-
 def add_token(path: str | os.PathLike[str], role: str, *, agent_id: str | None = None, name: str | None = None) -> str:
     """Append a grant with a fresh random token to the file (created 0600 if absent); the token."""
     if role == "agent" and not (agent_id and _ID.fullmatch(agent_id)):
@@ -156,10 +144,11 @@ class TokenStore:
         self.path = Path(path)
         self._stamp = self._stat()
         self.grants = load_tokens(self.path)
+        self._index(self.grants)
 
     def still_valid(self, grant: Grant, now: float) -> bool:
         """Whether a grant an open link was opened with is still in the file and not expired."""
-        return grant in self.grants and grant.valid(now)
+        return grant in self._current and grant.valid(now)
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -178,13 +167,26 @@ class TokenStore:
             return False
         self._stamp = stamp
         try:
-            self.grants = load_tokens(self.path)
+            grants = load_tokens(self.path)
         except TokenFileError as exc:
             log.warning("%s; keeping the %d token(s) read before", exc, len(self.grants))
             return False
+        self.grants = grants
+        self._index(grants)
         return True
 
-    def check(self, token: str) -> Grant | None:
-        """The grant for a token; a file that changed is re-read first."""
+    def _index(self, grants: list[Grant]) -> None:
+        # Thousands of agents: a hello must not compare every entry (a millisecond each, a second of the hub's loop
+        # when a hub's agents all reconnect to another), nor the check of every open link each second scan the
+        # list (quadratic). Looked up by the token's SHA-256: timing can tell nothing about a token from that.
+        self._current = frozenset(grants)
+        self._by_digest = {g.sha256: g for g in grants}  # a digest listed twice: the later entry, as before
+
+    def check(self, token: str, now: float | None = None) -> Grant | None:
+        """The grant a token opens (not expired), or None; a file that changed is re-read first."""
         self.reload()
-        return check(self.grants, token)
+        digest = hash_token(token)
+        grant = self._by_digest.get(digest)
+        if grant is None or not hmac.compare_digest(digest, grant.sha256):
+            return None
+        return grant if grant.valid(time.time() if now is None else now) else None

@@ -39,10 +39,17 @@ def _no_constants(name: str) -> Any:
     raise Invalid(f"{name} is not a number JSON allows")
 
 
+# One decoder for every message: json.loads(raw, parse_constant=...) builds a new decoder and scanner per call,
+# which cost as much as the parsing itself.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def loads(raw: str | bytes) -> Any:
     """A client's message parsed; Invalid for anything that is not plain JSON (NaN, Infinity, too deep)."""
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        if not isinstance(raw, str):
+            raw = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        return _DECODER.decode(raw)
     except Invalid:
         raise
     except RecursionError:
@@ -118,6 +125,19 @@ def _object(data: dict[str, Any], key: str, *, optional: bool = False) -> None:
         raise Invalid(f"{key} must be an object, got {type(value).__name__}")
     if depth(value) > MAX_DEPTH:
         raise Invalid(f"{key} is nested deeper than {MAX_DEPTH}")
+    if not _finite(value):  # 1e400 parses as infinity: the hub could not write it to Redis or a snapshot
+        raise Invalid(f"{key} holds a number JSON cannot carry")
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a parsed JSON value (of bounded depth) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def check_event(data: Any) -> None:
@@ -142,6 +162,7 @@ def check_event(data: Any) -> None:
 def _started(d: dict[str, Any]) -> None:
     _pattern(d, "agent_id", ID, "an agent id")
     _object(d, "roles")
+    _object(d, "diarization", optional=True)
     _int(d, "sample_rate", 1, 768_000)
     _text(d, "source")
     _text(d, "model")
@@ -163,6 +184,41 @@ def _transcript(d: dict[str, Any]) -> None:
         _number(word, "start", -MAX_T, MAX_T)
         _number(word, "end", -MAX_T, MAX_T)
         _number(word, "p", 0.0, 1.0)
+
+
+_NUM = (int, float)  # exact types: a bool is not a number here; a range test is False for NaN, and infinities fail it
+_METRICS_KEYS = frozenset({"schema", "type", "call_id", "t", "wall", "roles", "overlap", "silence_s", "heat",
+                           "interruptions", "talk_ratio"})
+_ROLE_NUMBERS = frozenset(ROLE_METRICS_NUMBERS)
+
+
+def metrics_ok(d: dict[str, Any]) -> bool:
+    """Whether a metrics event (most of what agents send) is good, checked quickly: True only when every field
+    is known and in range, as `check_event` and `events.event_from_dict` would find. False means "look
+    closer": `check_event` then says what is wrong (or accepts what this strict path did not expect)."""
+    if not d.keys() <= _METRICS_KEYS or d.get("schema") != SCHEMA_VERSION:
+        return False
+    call_id, t, wall = d.get("call_id"), d.get("t"), d.get("wall")
+    if (type(call_id) is not str or not ID.fullmatch(call_id) or type(t) not in _NUM or not 0.0 <= t <= MAX_T
+            or type(wall) not in _NUM or not -MAX_T <= wall <= MAX_T):
+        return False
+    roles = d.get("roles")
+    if type(roles) is not dict or len(roles) > 2:
+        return False
+    for name, role in roles.items():
+        if name not in ROLES or type(role) is not dict:
+            return False
+        for key, value in role.items():
+            if key in _ROLE_NUMBERS:
+                if value is not None and (type(value) not in _NUM or not -1e4 <= value <= 1e4):
+                    return False
+            elif key != "speaking" or type(value) is not bool:
+                return False
+    silence, heat, interruptions, ratio = d.get("silence_s"), d.get("heat"), d.get("interruptions"), d.get("talk_ratio")
+    return (type(d.get("overlap")) is bool and type(silence) in _NUM and 0.0 <= silence <= MAX_T
+            and (heat is None or (type(heat) is int and 0 <= heat <= 3))
+            and (interruptions is None or (type(interruptions) is int and 0 <= interruptions <= 1_000_000))
+            and (ratio is None or (type(ratio) in _NUM and 0.0 <= ratio <= 1.0)))
 
 
 def _metrics(d: dict[str, Any]) -> None:
