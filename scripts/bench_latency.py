@@ -55,9 +55,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def summarise(rows: list[dict]) -> dict:
+GROUPS = (("word", WORD_KINDS), ("sound", SOUND_KINDS))
+
+
+def summarise(rows: list[dict], groups: tuple[tuple[str, set[str]], ...] = GROUPS) -> dict:
+    """Per group of nudge kinds: how many were timed, how many missed, latency p50 and p95."""
     out = {}
-    for name, kinds in (("word", WORD_KINDS), ("sound", SOUND_KINDS)):
+    for name, kinds in groups:
         vals = [r["latency_s"] for r in rows if r["kind"] in kinds and r["latency_s"] is not None]
         missed = sum(1 for r in rows if r["kind"] in kinds and r["latency_s"] is None)
         out[name] = {
@@ -66,6 +70,17 @@ def summarise(rows: list[dict]) -> dict:
             "p95": round(percentile(vals, 0.95), 3) if vals else None,
         }
     return out
+
+
+def commit_of(repo: Path) -> str:
+    """The short commit a checkout is at (to name the `--before` column)."""
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    return subprocess.run(git, capture_output=True, text=True, cwd=repo).stdout.strip()
+
+
+def alternated(runs: list, i: int) -> list:
+    """The runs in turn order for the i-th call: reversed every other call, so neither side always goes first."""
+    return runs[:: 1 if i % 2 else -1]
 
 
 def main() -> int:
@@ -85,13 +100,11 @@ def main() -> int:
         print(f"latency: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
         flac = path.with_suffix(".flac")
         runs = [(rows, REPO), (before, args.before)] if args.before else [(rows, REPO)]
-        for out, repo in runs[:: 1 if i % 2 else -1]:
+        for out, repo in alternated(runs, i):
             out += latencies(manifest, replay(flac, args.config, repo))
     result = {"rows": rows, "summary": summarise(rows)}
     if args.before:
-        git = ["git", "rev-parse", "--short", "HEAD"]
-        commit = subprocess.run(git, capture_output=True, text=True, cwd=args.before).stdout.strip()
-        result["before"] = {"commit": commit, "rows": before, "summary": summarise(before)}
+        result["before"] = {"commit": commit_of(args.before), "rows": before, "summary": summarise(before)}
     if args.json:
         print(json.dumps(result))
     else:

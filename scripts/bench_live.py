@@ -31,7 +31,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_latency import SOUND_KINDS, WORD_KINDS, percentile  # noqa: E402
+from bench_latency import GROUPS, SOUND_KINDS, WORD_KINDS, alternated, commit_of, summarise  # noqa: E402
 
 
 def start_lines(runtime: Path) -> dict[str, str]:
@@ -109,16 +109,14 @@ def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path, repo:
         (e.get("overflows", 0) for _, e in events if e["type"] == "status"), default=0)}
 
 
-def summarise(rows: list[dict], shares: list[float], overflows: int) -> dict:
-    """CPU share (median and max over calls), overflows, and latency p50/p95 per kind group."""
-    summary = {"cpu_share": {"median": round(statistics.median(shares), 3), "max": round(max(shares), 3), "calls": len(shares)},
-               "overflows": overflows}
-    for name, kinds in (("word", WORD_KINDS), ("sound", SOUND_KINDS), ("all", WORD_KINDS | SOUND_KINDS)):
-        vals = [r["latency_s"] for r in rows if r["kind"] in kinds and r["latency_s"] is not None]
-        summary[name] = {"n": len(vals), "missed": sum(1 for r in rows if r["kind"] in kinds and r["latency_s"] is None),
-                         "p50": round(statistics.median(vals), 3) if vals else None,
-                         "p95": round(percentile(vals, 0.95), 3) if vals else None}
-    return summary
+def summary_of(results: list[dict]) -> dict:
+    """CPU share (median and max over calls), overflows, and latency p50/p95 per kind group, of play_call's results."""
+    shares = [r["cpu_share"] for r in results]
+    return {
+        "cpu_share": {"median": round(statistics.median(shares), 3), "max": round(max(shares), 3), "calls": len(shares)},
+        "overflows": sum(r["overflows"] for r in results),
+        **summarise([row for r in results for row in r["rows"]], (*GROUPS, ("all", WORD_KINDS | SOUND_KINDS))),
+    }
 
 
 def main() -> int:
@@ -129,9 +127,7 @@ def main() -> int:
                         help="a checkout of earlier code: each call is played to it too, alternating which goes first, "
                              "so the two are measured side by side on the same machine")
     args = parser.parse_args()
-    runs = {"now": ([], [], [0], REPO)}
-    if args.before:
-        runs["before"] = ([], [], [0], args.before)
+    runs = [(REPO, [])] + ([(args.before, [])] if args.before else [])
     with tempfile.TemporaryDirectory(prefix="pa-") as tmp:
         env = start_lines(Path(tmp))
         try:
@@ -140,20 +136,17 @@ def main() -> int:
                 if not manifest.get("expect_nudges"):
                     continue
                 print(f"live: {path.stem} ({manifest['duration']:.0f} s)", file=sys.stderr)
-                for rows, shares, overflows, repo in list(runs.values())[:: 1 if i % 2 else -1]:
-                    result = play_call(env, manifest, path.with_suffix(".flac"), Path(tmp), repo)
-                    rows += result["rows"]
-                    shares.append(result["cpu_share"])
-                    overflows[0] += result["overflows"]
+                for repo, results in alternated(runs, i):
+                    results.append(play_call(env, manifest, path.with_suffix(".flac"), Path(tmp), repo))
         finally:
             subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)
-    rows, shares, overflows, _ = runs["now"]
-    result = {"rows": rows, "summary": summarise(rows, shares, overflows[0])}
+    now = runs[0][1]
+    rows = [row for r in now for row in r["rows"]]
+    result = {"rows": rows, "summary": summary_of(now)}
     if args.before:
-        b_rows, b_shares, b_overflows, _ = runs["before"]
-        git = ["git", "rev-parse", "--short", "HEAD"]
-        commit = subprocess.run(git, capture_output=True, text=True, cwd=args.before).stdout.strip()
-        result["before"] = {"commit": commit, "rows": b_rows, "summary": summarise(b_rows, b_shares, b_overflows[0])}
+        before = runs[1][1]
+        result["before"] = {"commit": commit_of(args.before), "rows": [row for r in before for row in r["rows"]],
+                            "summary": summary_of(before)}
     if args.json:
         print(json.dumps(result))
     else:

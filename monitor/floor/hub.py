@@ -46,7 +46,7 @@ from ..events import TranscriptFinal, event_from_dict
 from ..redact import redact_text
 from . import protocol as P
 from .backplane import Entry, LocalBackplane, RedisBackplane, pos_key, valid_pos
-from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, board_metrics
+from .state import MAX_CALLS_PER_AGENT, Delta, FloorState, board_metrics, merge_into
 from .tokens import Grant, TokenStore
 from .validate import ID, MAX_SHORT, Invalid, check_event, loads, metrics_ok
 
@@ -120,10 +120,8 @@ class _Viewer:
         if self.frame is None and not self.pending:
             self.frame, self.frame_pos = frame, pos
         else:
-            pending = self.pending
             for delta in deltas:
-                waiting = pending.get(delta.call_id)
-                pending[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+                merge_into(self.pending, delta)
             self.pending_pos = pos
         self.wake.set()
 
@@ -282,9 +280,7 @@ class Hub:
 
     def _broadcast(self, delta: Delta) -> None:
         """Add a change of the board to the next frame (the first after a quiet FRAME_S goes at once)."""
-        deltas = self.deltas
-        waiting = deltas.get(delta.call_id)
-        deltas[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+        merge_into(self.deltas, delta)
         if self.frame_due is None:
             loop = asyncio.get_running_loop()
             self.frame_due = loop.call_at(max(loop.time(), self.frame_at + self.settings.frame_s), self._flush)

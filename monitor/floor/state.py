@@ -90,6 +90,12 @@ class Removed:
 Delta = Update | Removed
 
 
+def merge_into(pending: dict[str, Delta], delta: Delta) -> None:
+    """Add a delta to waiting ones kept per call: merged with its call's delta if one waits."""
+    waiting = pending.get(delta.call_id)
+    pending[delta.call_id] = delta if waiting is None else waiting.merged(delta)
+
+
 @dataclass
 class _Call:
     view: dict[str, Any]  # the CALL object
