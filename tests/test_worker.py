@@ -116,3 +116,18 @@ def test_with_two_lanes_results_keep_their_order_and_a_final_reuses_a_decoding_i
     worker.close()
     assert done == [("customer", 2, False, "len700"), ("agent", 0, True, "len500"), ("customer", 2, True, "len700")]
     assert sorted(fake.calls) == [500, 700]  # one pass each
+
+
+def test_with_two_lanes_the_early_decoding_of_a_pause_starts_beside_a_periodic_partial():
+    fake = FakeTranscriber(parallel=2)
+    fake.holds[300] = threading.Event()
+    done = []
+    worker = SttWorker(fake, lambda u, words: done.append((u.role, u.early)), final_queue=8)
+    worker.start()
+    worker.submit(utt("customer", 0, 300, final=False))  # a periodic partial, in the model
+    assert _wait_for(lambda: fake.started == [300])
+    worker.submit(Utterance("agent", 0, 0, 200, np.zeros(200, np.float32), final=False, early=True))
+    assert _wait_for(lambda: done == [("agent", True)])  # decoded while the customer's partial still is
+    fake.holds[300].set()
+    worker.close()
+    assert done == [("agent", True), ("customer", False)]

@@ -10,17 +10,18 @@ Two kinds of work, with a written backpressure policy each:
   display partial of its pause) reuses those words instead of a second pass, so a fast replay pays
   for the pause partial only where speech resumed, and a paced run's final is out as soon as the
   hangover ends;
-- periodic partials are for display only and never queued: one slot per role holds the newest, a
-  newer one replaces it, and one whose utterance has already been finalised is dropped unheard
-  (stale); one finalised while being transcribed is still shown unless its final was shown first.
-  One display partial is decoded at a time, so a slow CPU loses display partials first and the
-  lag cannot grow without bound.
+- display partials are never queued: one slot per role holds the newest, a newer one replaces it,
+  and one whose utterance has already been finalised is dropped unheard (stale); one finalised while
+  being transcribed is still shown unless its final was shown first. A periodic partial is decoded
+  only when the model is otherwise idle, so a slow CPU loses display partials first and the lag
+  cannot grow without bound.
 
-With two lanes (`stt.decoders`, faster-whisper's `num_workers`) a display partial is decoded
-beside the ordered work, so a final never waits behind one; on two cores two passes at once take
-about 1.4x one alone. Ordered utterances are still decoded one at a time: a second pass at once
-holds another ~100 MB of attention buffers, more than a fast replay's memory budget allows.
-Which lane decodes an utterance changes nothing in its words.
+The second lane (`stt.decoders = 2`, faster-whisper's `num_workers`) is for what decides: a final,
+or the early decoding of a pause that its final reuses, starts at once even while a periodic
+partial is being decoded (on two cores two passes at once take about 1.4x one alone, against
+waiting for the partial and then a pass). Ordered utterances are still decoded one at a time: a
+second pass at once holds another ~100 MB of attention buffers, more than a fast replay's memory
+budget allows. Which lane decodes an utterance changes nothing in its words.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class SttWorker:
         self._shown: dict[str, int] = {}  # role -> highest utterance seq whose final was handed on
         self._decoded: OrderedDict[Extent, list[RawWord]] = OrderedDict()
         self._busy: set[Extent] = set()  # being decoded now
-        self._partial_busy = False
-        self._ordered_busy = False
+        self._running = {"ordered": 0, "early": 0, "periodic": 0}  # passes in the model now, by kind
+        self._lanes = min(2, max(1, transcriber.parallel))
         self._cond = threading.Condition()
         self._hand_lock = threading.Lock()  # one result handed on at a time, ordered ones in ticket order
         self._closing = False
@@ -85,7 +86,7 @@ class SttWorker:
         self.error: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._run, name=f"stt-lane-{i}", daemon=True)
-            for i in range(min(2, max(1, transcriber.parallel)))
+            for i in range(self._lanes)
         ]
 
     def start(self) -> None:
@@ -122,35 +123,44 @@ class SttWorker:
             thread.join()
 
     def _take(self) -> tuple[int | None, Utterance, list[RawWord] | None] | None:
-        """The next job: (ticket or None for a display partial, utterance, words if already decoded)."""
+        """The next job: (ticket or None for a display partial, utterance, words if already decoded).
+
+        What decides goes first and never waits behind a display partial: an ordered utterance
+        (one at a time), then the early decoding of a pause (whose words its final reuses), on any
+        free lane; a periodic partial only when the model is otherwise idle, so it takes no CPU
+        from either.
+        """
         with self._cond:
             while self.error is None:
-                for i, (ticket, utt) in enumerate(() if self._ordered_busy else self._ordered):
+                running = sum(self._running.values())
+                free = running < self._lanes
+                for i, (ticket, utt) in enumerate(self._ordered if free and not self._running["ordered"] else ()):
                     extent = _extent(utt)
                     if extent in self._busy:  # another lane is decoding this audio: wait for its words
                         continue
                     del self._ordered[i]
-                    words = self._decoded.get(extent)
-                    if words is None:
-                        self._busy.add(extent)
-                        self._ordered_busy = True
-                    return ticket, utt, words
-                if self._partials and not self._closing and not self._partial_busy:
-                    # Oldest audio first: a speaker's early partial, whose final is due, before another's growing one.
-                    utt = self._partials.pop(min(self._partials.values(), key=lambda u: u.end).role)
-                    extent = _extent(utt)
-                    if self._finalised.get(utt.role, -1) >= utt.seq or extent in self._busy:
-                        self.partials_dropped += 1  # stale, or its words are on their way anyway
+                    return self._start(ticket, utt, "ordered")
+                # Oldest audio first: a speaker's early partial, whose final is due, before another's growing one.
+                for utt in sorted(self._partials.values(), key=lambda u: (not u.early, u.end)):
+                    if self._closing or not (free if utt.early else running == 0):
                         continue
-                    words = self._decoded.get(extent)
-                    if words is None:
-                        self._busy.add(extent)
-                        self._partial_busy = True
-                    return None, utt, words
-                if self._closing and not self._ordered:
-                    return None
-                self._cond.wait()
+                    del self._partials[utt.role]
+                    if self._finalised.get(utt.role, -1) >= utt.seq or _extent(utt) in self._busy:
+                        self.partials_dropped += 1  # stale, or its words are on their way anyway
+                        break
+                    return self._start(None, utt, "early" if utt.early else "periodic")
+                else:
+                    if self._closing and not self._ordered:
+                        return None
+                    self._cond.wait()
             return None
+
+    def _start(self, ticket: int | None, utt: Utterance, kind: str) -> tuple[int | None, Utterance, list[RawWord] | None]:
+        words = self._decoded.get(_extent(utt))
+        if words is None:  # a pass to make: count it
+            self._busy.add(_extent(utt))
+            self._running[kind] += 1
+        return ticket, utt, words
 
     def _run(self) -> None:
         while (job := self._take()) is not None:
@@ -162,13 +172,10 @@ class SttWorker:
                 with self._cond:
                     if fresh:
                         self._busy.discard(_extent(utt))
+                        self._running["ordered" if ticket is not None else "early" if utt.early else "periodic"] -= 1
                         self._decoded[_extent(utt)] = words
                         while len(self._decoded) > _REMEMBERED:
                             self._decoded.popitem(last=False)
-                        if ticket is None:
-                            self._partial_busy = False
-                        else:
-                            self._ordered_busy = False
                     if ticket is not None:
                         self._ready[ticket] = (utt, words)
                     self._cond.notify_all()
