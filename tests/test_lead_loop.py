@@ -70,7 +70,9 @@ def test_the_agent_sees_your_lead_is_coming_and_the_whisper_on_the_banner(tmp_pa
             viewer.send({"type": "whisper", "call_id": CALL, "text": "offer the credit [b]now[/b]"})
             await _until(pilot, lambda: "offer the credit" in lead_line(app), "the whisper on the banner")
             assert "[b]now[/b]" in lead_line(app), "a whisper is text, never markup"
-            await pilot.press("q")
+            await pilot.press("q")  # the call ends, the banner says so, then the screen closes
+            await _until(pilot, lambda: app.return_code is not None, "the screen to close after q")
+        assert app.failure is None, f"the fake call failed: {app.failure!r}"
 
     try:
         asyncio.run(scenario())

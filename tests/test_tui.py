@@ -264,3 +264,19 @@ def test_bell_rings_for_a_critical_nudge_only_when_asked():
 
     assert asyncio.run(scenario(True)) == 1
     assert asyncio.run(scenario(False)) == 0
+
+
+def test_a_tick_that_comes_while_the_screen_closes_draws_nothing():
+    """Textual removes the screen's widgets before it stops the app's timers, so a tick can come in between (the
+    call ending just then, as when a test leaves `run_test` right after `q`): it must not crash the closing app."""
+    async def scenario():
+        app, session = scripted_app("warn")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.shown is not None, "the banner")
+        return app, session
+
+    app, session = asyncio.run(scenario())
+    assert session.stopped.is_set(), "closing the screen ends the call"
+    app.session_thread.join(LIMIT_S)
+    app.refresh_from_feed()  # the late tick: the call is over, but there is no banner left to show it on
+    assert not app.is_running

@@ -149,6 +149,10 @@ class AgentApp(App[None]):
     # ---- following the call -------------------------------------------------------------------
     def refresh_from_feed(self) -> None:
         """Apply what arrived since the last tick (the timer calls this; tests may call it directly)."""
+        if not self.is_running:
+            # The screen is closing: Textual removes the widgets before it stops the timers, so a tick may come
+            # with nothing left to draw on. Whatever the call still says is not shown any more.
+            return
         done = self._call_done.is_set()  # read before draining: every event of a finished call is queued by now
         batch = self.feed.drain()
         if batch:
@@ -261,6 +265,8 @@ class AgentApp(App[None]):
 
     def _poll_link(self) -> None:
         assert self.link is not None
+        if not self.is_running:  # the screen is closing (see refresh_from_feed)
+            return
         try:
             self.status.link = self.link()
         except Exception as exc:  # the hub link is informative: never let it take the screen down
