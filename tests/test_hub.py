@@ -32,7 +32,7 @@ from monitor.events import (
     NudgeCleared,
     SupervisorRequested,
 )
-from monitor.floor.tokens import add_token, hash_token, load_tokens
+from monitor.floor.tokens import add_token, hash_token, load_tokens, new_token
 
 POLICY = 1008
 TOO_BIG = 1009
@@ -84,6 +84,21 @@ def test_token_command_prints_the_token_once_and_stores_only_its_hash(run_callmo
     again = run_callmon("hub", "token", "--role", "viewer", "--name", "floor-1", "--tokens", path)
     assert again.returncode == 0 and again.stdout.strip() != token
     assert [g.role for g in load_tokens(path)] == ["agent", "viewer"]
+
+
+def test_every_new_token_can_follow_token_on_the_command_line(capsys):
+    """A URL-safe token begins with "-" one time in 64, and argparse takes such a value for an option: `callmon floor
+    --token -x...` stopped with "--token: expected one argument" (a floor test failed now and then for it)."""
+    from monitor.cli import build_parser
+
+    parser = build_parser()
+    tokens = [new_token() for _ in range(2000)]
+    assert len(set(tokens)) == len(tokens)
+    for token in tokens:
+        try:
+            assert parser.parse_args(["floor", "--token", token, "--no-tui"]).token == token
+        except SystemExit:
+            pytest.fail(f"callmon floor --token {token} is refused: {capsys.readouterr().err.strip()}", pytrace=False)
 
 
 @pytest.mark.parametrize(

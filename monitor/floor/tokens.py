@@ -110,6 +110,15 @@ def _grant(path: Path, n: int, entry: dict) -> Grant:
     return Grant(role, agent_id if role == "agent" else None, name, digest.lower(), expires)
 
 
+def new_token() -> str:
+    """A fresh random token: 32 random bytes, URL-safe base64, never beginning with "-"."""
+    # It is given as `--token TOKEN`, and argparse takes a value beginning with "-" for an option: one token in
+    # 64 would be refused by `callmon floor`, `live` and `replay` as "--token: expected one argument".
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
 def add_token(path: str | os.PathLike[str], role: str, *, agent_id: str | None = None, name: str | None = None) -> str:
     """Append a grant with a fresh random token to the file (created 0600 if absent); the token."""
     if role == "agent" and not (agent_id and _ID.fullmatch(agent_id)):
@@ -119,7 +128,7 @@ def add_token(path: str | os.PathLike[str], role: str, *, agent_id: str | None =
     p = Path(path)
     if p.exists():
         load_tokens(p)  # refuse to append to a file the hub could not read
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     lines = ["[[token]]", f'role = "{role}"']
     if role == "agent":
         lines.append(f'agent_id = "{agent_id}"')
