@@ -175,6 +175,9 @@ def test_floor_no_tui_prints_the_snapshot_and_changes_as_json_lines(tmp_path, re
     tokens = floor_token_file(path)
     hub = start_hub(path, "--redis", _db(redis_server, 8))
     bob = FloorAgent(hub.url, tokens["bob"], "bob", "c-0000bc01")
+    # The call reaches the board through Redis, not through the link the script will open: wait for it there, or
+    # the script's snapshot may come before it.
+    FloorViewer(hub.url, tokens["viewer"]).wait("bob's call on the board", lambda v: "c-0000bc01" in v.calls).close()
     out = tmp_path / "floor.jsonl"
     with open(out, "w") as sink:
         proc = subprocess.Popen(
@@ -187,7 +190,10 @@ def test_floor_no_tui_prints_the_snapshot_and_changes_as_json_lines(tmp_path, re
 
         end = time.monotonic() + WAIT_S
         while not any(m["type"] == "snapshot" for m in lines()):
-            assert time.monotonic() < end and proc.poll() is None, "no snapshot line"
+            if proc.poll() is not None:
+                raise AssertionError(f"callmon floor exited with {proc.returncode} before a snapshot: "
+                                     f"{proc.stderr.read()}\nhub log:\n{hub.output()}")
+            assert time.monotonic() < end, f"no snapshot line: {lines()}"
             time.sleep(0.05)
         bob.says(3.0, "customer", "a line for the script")
         while not any(m["type"] == "update" and m.get("lines") for m in lines()):
