@@ -352,9 +352,13 @@ def floor(tmp_path_factory, redis_server):
 
 
 class FloorAgent:
-    """An agent's link to the hub (a plain websockets client), publishing one call's schema-1 events."""
+    """An agent's link to the hub (a plain websockets client), publishing one call's schema-1 events, and a heartbeat
+    every HEARTBEAT_S as the agent's publisher sends while its call is live: without it the call would go stale
+    (STALE_S after its last event) whenever a slow test waits that long between two events."""
 
     def __init__(self, url, token, agent_id, call_id):
+        import threading
+
         from websockets.sync.client import connect
 
         from monitor.events import CallStarted
@@ -367,6 +371,21 @@ class FloorAgent:
         self.agent_id, self.call_id = agent_id, call_id
         self.send(CallStarted(call_id, 0.0, 0.0, agent_id, {"agent": {"channel": 0}, "customer": {"channel": 1}},
                               16000, "test", "tiny.en"))
+        self._closing = threading.Event()
+        self._beating = threading.Thread(target=self._heartbeats, name=f"heartbeats-{agent_id}", daemon=True)
+        self._beating.start()
+
+    def _heartbeats(self):
+        from websockets.exceptions import ConnectionClosed
+
+        from monitor.floor.protocol import HEARTBEAT_S, heartbeat
+
+        beat = json.dumps(heartbeat(self.call_id))
+        while not self._closing.wait(HEARTBEAT_S):
+            try:
+                self.ws.send(beat)  # websockets' sync send is thread-safe: whole messages, one at a time
+            except ConnectionClosed:
+                return
 
     def send(self, event):
         self.ws.send(json.dumps(event.to_dict()))
@@ -407,6 +426,8 @@ class FloorAgent:
         return got
 
     def close(self):
+        self._closing.set()
+        self._beating.join()
         self._stack.close()
 
 
