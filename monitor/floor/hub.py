@@ -781,16 +781,6 @@ def _tune_gc() -> None:
     gc.set_threshold(100_000, 10, 10)
 
 
-def _run_loop(main: Any) -> None:
-    """Run the hub on uvloop where it is installed (libuv: far less CPU per message), else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
-
-
 def run_hub(settings: HubSettings) -> int:
     """`callmon hub`: serve until Ctrl-C or SIGTERM; the exit code."""
     tokens = TokenStore(settings.tokens)
@@ -829,7 +819,7 @@ def run_hub(settings: HubSettings) -> int:
         await hub.run(stop, ready)
 
     try:
-        _run_loop(main())
+        asyncio.run(main())
     except OSError as exc:
         if listening:
             raise
