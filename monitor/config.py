@@ -83,7 +83,6 @@ class SttConfig:
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     compute_type: str = _opt("auto", choices=("auto", "int8", "int8_float16", "int8_float32", "float16", "float32"))
     threads: int = _opt(0, lo=0, hi=256)
-    decoders: int = _opt(2, lo=1, hi=2)
     language: str = "en"
     beam_size: int = _opt(1, lo=1, hi=10)
     partials: str = _opt("auto", choices=("auto", "on", "off"))

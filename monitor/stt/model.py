@@ -114,7 +114,7 @@ def pick_device(device: str, compute_type: str) -> tuple[str, str]:
 
 
 class WhisperTranscriber:
-    """One faster-whisper model; `transcribe` may run on up to `parallel` threads at once."""
+    """One faster-whisper model; call `transcribe` from one thread only."""
 
     def __init__(self, cfg: SttConfig, hotwords: str = "") -> None:
         from faster_whisper import WhisperModel
@@ -129,11 +129,8 @@ class WhisperTranscriber:
         self.path = resolve_model(cfg.model)
         self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
         threads = cfg.threads or os.cpu_count() or 1
-        self.parallel = cfg.decoders
         try:
-            self.model = WhisperModel(
-                self.path, device=self.device, compute_type=self.compute_type, cpu_threads=threads, num_workers=cfg.decoders,
-            )
+            self.model = WhisperModel(self.path, device=self.device, compute_type=self.compute_type, cpu_threads=threads)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load model {cfg.model!r} on {self.device}/{self.compute_type}: {exc}") from None
 

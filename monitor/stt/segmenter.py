@@ -27,7 +27,6 @@ class Utterance:
     audio: np.ndarray
     final: bool
     pause: bool = False  # a partial sent because the speaker paused: their words so far, likely all of them
-    early: bool = False  # a display partial of exactly the audio the final will have if the pause holds
 
     @property
     def ordered(self) -> bool:
@@ -121,7 +120,7 @@ class Segmenter:
             # later: where the speaker goes on, the early decoding costs no extra Whisper pass.
             self._next_partial = end + self._partial_every
             if self._silence_from - self._start - self._pad >= self._min_speech:
-                return [self._utterance(self._start, self._silence_from + self._pad, final=False, early=True)]
+                return [self._utterance(self._start, self._silence_from + self._pad, final=False)]
         if end - self._start >= self._max_len:
             # A monologue: cut at its latest pause if that keeps most of it, else right here,
             # and go on with a new utterance from the cut.
@@ -153,10 +152,10 @@ class Segmenter:
         self._seq += 1
         return [utt]
 
-    def _utterance(self, start: int, end: int, final: bool, pause: bool = False, early: bool = False) -> Utterance:
+    def _utterance(self, start: int, end: int, final: bool, pause: bool = False) -> Utterance:
         end = min(end, self._buf_start + len(self._buf))
         audio = self._buf[start - self._buf_start : end - self._buf_start].copy()
-        return Utterance(self.role, self._seq, start, end, audio, final, pause, early)
+        return Utterance(self.role, self._seq, start, end, audio, final, pause)
 
     def _trim(self, keep_from: int) -> None:
         drop = keep_from - self._buf_start
