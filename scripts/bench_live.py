@@ -109,13 +109,18 @@ def play_call(env: dict[str, str], manifest: dict, flac: Path, work: Path, repo:
         (e.get("overflows", 0) for _, e in events if e["type"] == "status"), default=0)}
 
 
+def rows_of(results: list[dict]) -> list[dict]:
+    """Every timed nudge of play_call's results, in call order."""
+    return [row for r in results for row in r["rows"]]
+
+
 def summary_of(results: list[dict]) -> dict:
     """CPU share (median and max over calls), overflows, and latency p50/p95 per kind group, of play_call's results."""
     shares = [r["cpu_share"] for r in results]
     return {
         "cpu_share": {"median": round(statistics.median(shares), 3), "max": round(max(shares), 3), "calls": len(shares)},
         "overflows": sum(r["overflows"] for r in results),
-        **summarise([row for r in results for row in r["rows"]], (*GROUPS, ("all", WORD_KINDS | SOUND_KINDS))),
+        **summarise(rows_of(results), (*GROUPS, ("all", WORD_KINDS | SOUND_KINDS))),
     }
 
 
@@ -141,16 +146,14 @@ def main() -> int:
         finally:
             subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)
     now = runs[0][1]
-    rows = [row for r in now for row in r["rows"]]
-    result = {"rows": rows, "summary": summary_of(now)}
+    result = {"rows": rows_of(now), "summary": summary_of(now)}
     if args.before:
         before = runs[1][1]
-        result["before"] = {"commit": commit_of(args.before), "rows": [row for r in before for row in r["rows"]],
-                            "summary": summary_of(before)}
+        result["before"] = {"commit": commit_of(args.before), "rows": rows_of(before), "summary": summary_of(before)}
     if args.json:
         print(json.dumps(result))
     else:
-        for r in rows:
+        for r in result["rows"]:
             print(f"{r['call']:<32} {r['kind']:<16} {r['latency_s']}")
         print(json.dumps(result["summary"]))
         if args.before:
