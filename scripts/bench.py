@@ -397,7 +397,8 @@ def count_main(path: str) -> int:
     from monitor import cli
     from monitor.stt import model as stt_model
 
-    stats = {"transcribe_calls": 0, "empty_results": 0, "encoder_passes": 0, "utterance_s": [], "transcribe_s": 0.0}
+    stats = {"transcribe_calls": 0, "empty_results": 0, "encoder_passes": 0, "encoded_s": 0.0, "utterance_s": [],
+             "transcribe_s": 0.0}
     plain_transcribe = stt_model.WhisperTranscriber.transcribe
     plain_encode = fw_transcribe.WhisperModel.encode
 
@@ -412,6 +413,7 @@ def count_main(path: str) -> int:
 
     def counted_encode(self, features):  # noqa: ANN001, ANN202
         stats["encoder_passes"] += 1
+        stats["encoded_s"] += features.shape[-1] / 100  # the window the encoder was given, in seconds
         return plain_encode(self, features)
 
     stt_model.WhisperTranscriber.transcribe = counted_transcribe
@@ -920,8 +922,9 @@ def report(*, started, command, info, runs, quick, call, call_s, manifest, overl
     w("|---|---|---|")
     w(f"| Whisper `transcribe` calls | {counts['transcribe_calls']} (one per final utterance; "
       f"{counts['empty_results']} gave no words) | {len(chans)} (one per channel) |")
-    w(f"| encoder passes (30-s windows; shorter audio is padded to 30 s) | {counts['encoder_passes']} "
-      f"| {base_passes} ({' + '.join(str(ch['encoder_passes']) for ch in chans)}) |")
+    w(f"| encoder passes | {counts['encoder_passes']}, {counts['encoded_s'] / max(1, counts['encoder_passes']):.1f}-s "
+      f"windows on average (`stt.window_s`; 30 s for a longer turn) "
+      f"| {base_passes} ({' + '.join(str(ch['encoder_passes']) for ch in chans)}), 30-s windows |")
     w(f"| audio given to Whisper | {sum(utt):.1f} s, utterances of {min(utt):.1f}–{max(utt):.1f} s "
       f"(median {median(utt):.1f} s) | {base_audio:.1f} s ({len(chans)} × {chans[0]['audio_s']:.1f} s) |")
     w(f"| audio per encoder pass | {sum(utt) / max(1, counts['encoder_passes']):.1f} s "
@@ -934,9 +937,11 @@ def report(*, started, command, info, runs, quick, call, call_s, manifest, overl
       f"{counts['run_s'] - counts['transcribe_s']:.1f} s are start-up, audio decoding, VAD, loudness, the coach and "
       "the event output.")
     w("")
-    w("Every Whisper call costs at least one full 30-second encoder pass, one greedy decode and one word-timestamp "
-      "alignment pass, however short its audio: callmon's cost follows the number of utterances, the baseline's "
-      "the number of 30-second windows (it packs each channel, silence included, into a few long windows).")
+    w("Every Whisper call costs at least one encoder pass over its window (Whisper pads any audio to it), one "
+      "greedy decode and one word-timestamp alignment pass, however short its audio: callmon's cost follows the "
+      "number of utterances, each in a window cut to `stt.window_s` (the encoder's cost grows with the window), "
+      "the baseline's the number of 30-second windows (it packs each channel, silence included, into a few long "
+      "windows).")
     w("")
     w("## Peak RSS")
     w("")

@@ -147,3 +147,15 @@ def test_a_trigger_heard_as_two_words_is_joined_and_indexed_in_the_heard_text():
 def test_phrasings_added_after_the_tuning_set(text, category):
     # added for phrasings the tuning calls showed missing; worded differently here
     assert category in {m.category for m in default_lexicon().match(text, role="customer")}
+
+
+@pytest.mark.parametrize("text,poor", [
+    ("You need to come down, please.", True),  # "calm down" as tiny.en hears it
+    ("Just come down.", True),
+    ("Please come down to the branch with your ID.", False),
+    ("The price will come down next month.", False),
+    ("An engineer can come down on Tuesday.", False),
+])
+def test_calm_down_misheard_as_come_down_is_a_poor_apology_only_as_an_imperative(text, poor):
+    hits = {m.category for m in default_lexicon().match(text, role="agent")}
+    assert ("poor_apology" in hits) == poor, hits

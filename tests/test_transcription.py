@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jiwer
+import numpy as np
 import pytest
 from conftest import FIXTURES, REPO_ROOT
 
@@ -90,3 +91,22 @@ def test_default_toml_documents_every_setting():
     code = asdict(Config())
     assert keys(documented) == keys(code)
     assert {k: v for k, v in documented.items() if k != "coach"} == {k: v for k, v in code.items() if k != "coach"}
+
+
+def test_a_turn_longer_than_the_encoder_window_is_heard_to_its_last_word(cfg, model):
+    """`stt.window_s` cuts the encoder's window to save time; a turn that does not fit in it is
+    decoded in Whisper's full window, so its end is not lost."""
+    from faster_whisper import decode_audio
+
+    spec = json.loads((FIXTURES / "calls/calm_account.json").read_text())
+    audio = decode_audio(str(FIXTURES / "calls/calm_account.flac"), split_stereo=True)
+    turns = [t for t in spec["turns"] if t["role"] == "agent"]
+    channel = audio[spec["channels"]["agent"]]
+    parts, texts = [], []
+    while sum(len(p) for p in parts) < (cfg.stt.window_s + 3) * 16000:
+        t = turns[len(texts) % len(turns)]
+        parts.append(channel[int(t["start"] * 16000):int(t["end"] * 16000)])
+        texts.append(t["text"])
+    heard = norm(" ".join(w.text for w in model.transcribe(np.concatenate(parts))))
+    assert jiwer.wer(norm(" ".join(texts)), heard) <= 0.5, heard
+    assert norm(texts[-1]).split()[-1] in heard.split()[-8:], heard

@@ -12,6 +12,7 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,42 @@ def pick_device(device: str, compute_type: str) -> tuple[str, str]:
     return device, compute_type
 
 
+FRAMES_PER_S = 100  # Whisper's log-mel frames: a 10 ms hop
+FULL_FRAMES = 30 * FRAMES_PER_S  # Whisper's own window
+TAIL_S = 1.0  # silence the encoder sees after the speech; with none, tiny.en repeats itself
+
+
+def window_frames(samples: int, window_s: float, rate: int = 16000) -> int:
+    """Encoder frames for an utterance: `window_s`, or Whisper's 30 s when the speech and
+    `TAIL_S` do not fit in it (a long turn decoded in a window cut close to it lost words)."""
+    if samples / rate + TAIL_S <= window_s:
+        return int(window_s * FRAMES_PER_S)
+    return FULL_FRAMES
+
+
+@cache
+def _windowed_model_class():  # noqa: ANN202 - a subclass of a lazily imported class
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):
+        """faster-whisper with the encoder's window cut to `frames` instead of Whisper's 30 s.
+
+        `transcribe` pads each 30-s window and hands it to the public `encode`; cutting there
+        leaves everything else (prompting, timestamps, word alignment) as faster-whisper does it.
+        """
+
+        frames = FULL_FRAMES
+
+        def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
+            return super().encode(np.ascontiguousarray(features[..., : self.frames]))
+
+    return WindowedWhisperModel
+
+
 class WhisperTranscriber:
     """One faster-whisper model; call `transcribe` from one thread only."""
 
     def __init__(self, cfg: SttConfig, hotwords: str = "") -> None:
-        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         self.cfg = cfg
@@ -130,7 +162,7 @@ class WhisperTranscriber:
         self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
         threads = cfg.threads or os.cpu_count() or 1
         try:
-            self.model = WhisperModel(self.path, device=self.device, compute_type=self.compute_type, cpu_threads=threads)
+            self.model = _windowed_model_class()(self.path, device=self.device, compute_type=self.compute_type, cpu_threads=threads)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load model {cfg.model!r} on {self.device}/{self.compute_type}: {exc}") from None
 
@@ -142,9 +174,14 @@ class WhisperTranscriber:
     def transcribe(self, audio: np.ndarray) -> list[RawWord]:
         """Words of one utterance (16 kHz mono float32), after the hallucination guards."""
         cfg = self.cfg
-        segments, _ = self.model.transcribe(audio, **self.options)
+        # The window is set for this call only: `self.model` used directly stays plain faster-whisper.
+        self.model.frames = window_frames(len(audio), cfg.window_s)
+        try:
+            segments = list(self.model.transcribe(audio, **self.options)[0])
+        finally:
+            self.model.frames = FULL_FRAMES
         words: list[RawWord] = []
-        for seg in list(segments):
+        for seg in segments:
             if _hallucinated(seg, cfg):
                 log.debug("dropped segment %r (no_speech=%.2f logprob=%.2f)", seg.text, seg.no_speech_prob, seg.avg_logprob)
                 continue
