@@ -653,7 +653,14 @@ def latency_section(latency: dict | None) -> str:
         "The coach decides on finals (and on pause partials, if `vad.end_partial_ms` is set), which every pace has at",
         "the same call time. A paced replay or a live call starts decoding each utterance `vad.early_decode_ms`",
         "(100 ms) into a pause; where the speaker stops there, the final reuses that decoding, so it is out about",
-        "one Whisper pass sooner than a final decoded after the 0.4 s hangover.",
+        "one Whisper pass sooner than a final decoded after the 0.4 s hangover. Each pass encodes a 15-s window",
+        "(`stt.window_s`) instead of Whisper's 30 s, about half the time of a pass on a phone turn.",
+        "",
+        "History, each measured side by side with a728d10 in one run: before the window was cut (session 4, on an",
+        "Intel Xeon), word-triggered p50 0.79 s / p95 1.31 s against a728d10's 0.10 / 1.13, live p95 1.22 s against",
+        "0.89. Tried and dropped (2026-11-29): a second decoding lane (faster-whisper `num_workers=2`), so that a",
+        "final never waits behind a display partial; it gave p50 0.88 s / p95 1.39 s against 0.13 / 1.21 and live",
+        "p95 1.20 s against 0.95, for ~100 MB more memory whenever two passes ran at once.",
     ]
     if before:
         L += ["", f"Side by side: each call was also replayed by the code at commit {before['commit']} (`--before`), "
