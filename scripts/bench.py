@@ -165,7 +165,8 @@ class Child:
 
 
 def run_child(argv: list[str], *, timeout_s: float, poll_s: float = 0.1, keep_lines: bool = True,
-              track: bool = False, progress_every_s: float = 0.0, total_s: float | None = None) -> Child:
+              track: bool = False, progress_every_s: float = 0.0, total_s: float | None = None,
+              cwd: Path = REPO) -> Child:
     """Spawn `argv`, read its stdout line by line, poll its RSS, reap it with wait4.
 
     A child still running after `timeout_s` is taken as hung: SIGTERM, then SIGKILL, then exit 1.
@@ -178,7 +179,7 @@ def run_child(argv: list[str], *, timeout_s: float, poll_s: float = 0.1, keep_li
     busy0, self0 = _busy_cpu_s(), _self_cpu_s()
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=cwd)
         done = threading.Event()
 
         def poll() -> None:
@@ -458,11 +459,7 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
+    commit = _commit_of(REPO)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -480,6 +477,14 @@ def machine_info() -> dict:
         "beam_size": cfg.beam_size,
         "commit": commit,
     }
+
+
+def _commit_of(repo: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                              text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def median(xs: list[float]) -> float:
@@ -507,6 +512,7 @@ def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, com
     # --- A B A B ...: callmon and the plain baseline, alternating -------------------------------
     a_runs: list[Child] = []
     b_runs: list[tuple[Child, dict, dict]] = []
+    c_runs: list[Child] = []  # --before: the earlier checkout's replay, alternating with A and B
     for i in range(runs):
         say(f"run {i + 1}/{runs} A: callmon replay --fast")
         a = run_child(replay_argv(call), timeout_s=limit(call_s))
@@ -521,6 +527,12 @@ def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, com
         b_runs.append((b, ready, result))
         say(f"  {b.wall_s:.2f} s total, {b.after_first_line_s:.2f} s after model load "
             f"(transcribe {result['transcribe_s']:.2f} s), peak RSS {b.maxrss_mb:.0f} MB, others {_others(b)}")
+        if args.before:
+            say(f"run {i + 1}/{runs} C: the same replay by {args.before}")
+            old = run_child([sys.executable, "-m", "monitor", *replay_argv(call)[1:]], timeout_s=limit(call_s),
+                            cwd=Path(args.before))
+            c_runs.append(old)
+            say(f"  {old.wall_s:.2f} s total, {len(finals_of(events(old)))} finals, others {_others(old)}")
 
     # --- start-up alone ---------------------------------------------------------------------------
     s_runs: list[Child] = []
@@ -557,7 +569,7 @@ def bench_replay(args: argparse.Namespace, info: dict, started: dt.datetime, com
     return report(
         started=started, command=command, info=info, runs=runs, quick=args.quick, call=call, call_s=call_s,
         manifest=manifest, overlaps=overlaps, a_runs=a_runs, b_runs=b_runs, s_runs=s_runs, counts=counts,
-        count_child=c, long_run=long_run, long_s=long_run_s,
+        count_child=c, long_run=long_run, long_s=long_run_s, before_runs=c_runs, before_dir=args.before,
     )
 
 
@@ -770,7 +782,7 @@ def _others(c: Child) -> str:
 
 
 def report(*, started, command, info, runs, quick, call, call_s, manifest, overlaps, a_runs, b_runs, s_runs,
-           counts, count_child, long_run, long_s) -> str:  # noqa: ANN001 - plain data from bench()
+           counts, count_child, long_run, long_s, before_runs=(), before_dir=None) -> str:  # noqa: ANN001 - plain data
     a_wall = [a.wall_s for a in a_runs]
     a_first = [a.first_line_s or 0.0 for a in a_runs]
     a_after = [a.after_first_line_s for a in a_runs]
@@ -920,6 +932,14 @@ def report(*, started, command, info, runs, quick, call, call_s, manifest, overl
       f"Including start-up (medians of *total*): {ratio_total:.2f}×. callmon's *after load* against the "
       f"baseline's pure *transcribe*: {ratio_trans:.2f}×.")
     w("")
+    if before_runs:
+        b4 = [c.wall_s for c in before_runs]
+        w(f"- **Before and after, side by side**: the same `replay --fast` by the checkout at {before_dir} "
+          f"(commit {_commit_of(Path(before_dir))}), run in turn with A and B: "
+          f"{', '.join(f'{x:.2f}' for x in b4)} s, median {median(b4):.2f} s = {call_s / median(b4):.1f}× real time, "
+          f"against A's {median(a_wall):.2f} s = {speed_total:.1f}× (others: "
+          f"{', '.join(_others(c) for c in before_runs)}).")
+        w("")
     w("### Why they differ: Whisper passes")
     w("")
     w("Counted in an untimed diagnostic run (`bench.py --count CALL`: callmon's replay in-process with counters on "
@@ -1044,7 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/BENCHMARKS.md", metavar="FILE",
                         help="report file, overwritten (default docs/BENCHMARKS.md, relative to the repository)")
     parser.add_argument("--before", metavar="DIR",
-                        help="latency and live sections: also run each call with this checkout of earlier code, side by side")
+                        help="replay, latency and live sections: also replay with this checkout of earlier code, side by side")
     parser.add_argument("--baseline", metavar="CALL", help=argparse.SUPPRESS)
     parser.add_argument("--count", metavar="CALL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
