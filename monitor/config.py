@@ -85,7 +85,7 @@ class SttConfig:
     threads: int = _opt(0, lo=0, hi=256)
     language: str = "en"
     beam_size: int = _opt(1, lo=1, hi=10)
-    window_s: float = _opt(15.0, lo=5.0, hi=30.0)
+    window_s: float = _opt(30.0, lo=5.0, hi=30.0)
     partials: str = _opt("auto", choices=("auto", "on", "off"))
     final_queue: int = _opt(16, lo=1, hi=10000)
     no_speech_threshold: float = _opt(0.6, lo=0.0, hi=1.0)

@@ -93,10 +93,13 @@ def test_default_toml_documents_every_setting():
     assert {k: v for k, v in documented.items() if k != "coach"} == {k: v for k, v in code.items() if k != "coach"}
 
 
-def test_a_turn_longer_than_the_encoder_window_is_heard_to_its_last_word(cfg, model):
+def test_a_turn_longer_than_the_encoder_window_is_heard_to_its_last_word():
     """`stt.window_s` cuts the encoder's window to save time; a turn that does not fit in it is
     decoded in Whisper's full window, so its end is not lost."""
     from faster_whisper import decode_audio
+
+    cfg = load_config(overrides={"stt.window_s": 15.0})
+    model = WhisperTranscriber(cfg.stt)
 
     spec = json.loads((FIXTURES / "calls/calm_account.json").read_text())
     audio = decode_audio(str(FIXTURES / "calls/calm_account.flac"), split_stereo=True)
