@@ -4,7 +4,8 @@ What goes: card numbers (13–19 digits passing the Luhn check), US social secur
 numbers, e-mail addresses (written, mis-spaced "jo.smith @ gmail. com", or spoken "jo dot smith
 at gmail dot com", "jo at the rate gmail dot com"), bank sort codes (two digits three times),
 IBANs, and any other string of digits read out one by one ("four one one one", "4, 1, 1, 1") or of
-seven digits or more (account and policy numbers). Each is replaced by a label in brackets:
+seven digits or more (account and policy numbers), or of four or more after a reference's capitals
+("ML-4 482", "QC 5512"; a year stays). Each is replaced by a label in brackets:
 [card], [ssn], [phone], [email], [sort_code], [account], [digits]. Numbers in ordinary speech stay,
 because they carry no identity and QA needs them: short ones ("3 days", "2024"), amounts of money
 ("$12,499.00", "1,250,000 dollars"), dates ("1/10/2017") and counting ("one, two, three, four").
@@ -42,6 +43,8 @@ _SSN = re.compile(r"^\d{3}[\s-]\d{2}[\s-]\d{4}$")
 _SORT_CODE = re.compile(r"^\d{2}(?:[\s,.-]+\d{2}){2}$")
 _DATE = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}$")
 _AMOUNT = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d{2})?$|^\d+\.\d{2}$")
+_YEAR = re.compile(r"^(?:19|20)\d\d$")  # "the UK 2024 budget" keeps its year
+_CODE_PREFIX = re.compile(r"(?:^|[^A-Za-z])[A-Z]{1,3}[\s-]{0,2}$")  # capitals just before a digit run (3 chars seen)
 _MONEY_AFTER = re.compile(r"^\s*(?:dollars|pounds|euros|bucks|quid|cents|pence|percent|%|k\b|million|thousand)", re.IGNORECASE)
 
 
@@ -101,6 +104,9 @@ def _label(run: str, before: str = "", after: str = "") -> str | None:
     if stripped.startswith("+") and len(digits) >= 7 or len(digits) in (10, 11) and tokens >= 2:
         return "[phone]"
     if len(digits) >= 7:
+        return "[digits]"
+    # A reference read out after its letters ("ML-4 482", "QC 5512"): Whisper groups the digits as it likes.
+    if len(digits) >= 4 and _CODE_PREFIX.search(before) and not (tokens == 1 and _YEAR.match(digits)):
         return "[digits]"
     has_words = any(not t.isdigit() for t in re.findall(_TOKEN, run, re.IGNORECASE))
     # Read out one by one: four or more separate digits ("4 1 1 1", "four one one one").

@@ -118,3 +118,24 @@ def test_callmon_redact_masks_each_line_of_stdin():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "call me on [phone]\nno numbers here\n"
+
+
+@pytest.mark.parametrize("said,kept", [
+    ("It's ML-4 482. I was told there would be no fee.", "It's ML-[digits]. I was told there would be no fee."),
+    ("the reference is QC 5512", "the reference is QC [digits]"),
+    ("the UK 2024 budget", "the UK 2024 budget"),
+    ("COVID-19 rules changed", "COVID-19 rules changed"),
+])
+def test_a_reference_read_out_after_its_letters_is_redacted_however_whisper_groups_the_digits(said, kept):
+    # tiny.en wrote "M L four four eight two" as "ML-4 482": two groups, neither long enough alone
+    assert redact_text(said) == kept
+
+
+def test_a_reference_split_over_whisper_words_is_one_redacted_word():
+    words = [Word("It's", 10.0, 10.2, 0.9), Word("ML", 10.2, 10.6, 0.8), Word("-4", 10.6, 10.9, 0.7),
+             Word("482.", 10.9, 11.6, 0.8), Word("Thanks", 11.8, 12.1, 0.9)]
+    final = TranscriptFinal("c", 12.1, 12.2, "customer", "It's ML-4 482. Thanks", 10.0, 12.1, words)
+    out = redact_event(final)
+    assert out.text == "It's ML-[digits]. Thanks"
+    assert [w.w for w in out.words] == ["It's", "ML", "- [digits]", "Thanks"]
+    assert (out.words[2].start, out.words[2].end) == (10.6, 11.6)
