@@ -674,7 +674,7 @@ def latency_section(latency: dict | None) -> str:
         "11.0× real time, 1.02× plain faster-whisper). Accuracy on held-out data was the same (docs/EVALUATION.md),",
         "but seven tests that check exact words on espeak-ng lines failed with it (\"bill\" heard as \"will\",",
         "\"completely useless\" as \"complete useless\", an account number written \"ML-4 482\", which the",
-        "redactor keeps), so the default stays at Whisper's 30 s until they and the redactor are sorted out.",
+        "redactor kept then and masks now), so the default stays at Whisper's 30 s for now.",
         "",
         "Tried and dropped (2026-11-29): a second decoding lane (faster-whisper `num_workers=2`), so that a final",
         "never waits behind a display partial; side by side with a728d10 it gave p50 0.88 s / p95 1.39 s against",
