@@ -49,6 +49,9 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_latency import commit_of  # noqa: E402 - a sibling script, found through the path above
+
 SPEC = REPO / "scripts" / "bench_call.json"
 MAKE_CALL = REPO / "scripts" / "make-call"
 CACHE = REPO / ".bench-cache"
@@ -414,7 +417,7 @@ def count_main(path: str) -> int:
 
     def counted_encode(self, features):  # noqa: ANN001, ANN202
         stats["encoder_passes"] += 1
-        stats["encoded_s"] += features.shape[-1] / 100  # the window the encoder was given, in seconds
+        stats["encoded_s"] += features.shape[-1] / stt_model.FRAMES_PER_S  # the window the encoder was given
         return plain_encode(self, features)
 
     stt_model.WhisperTranscriber.transcribe = counted_transcribe
@@ -459,7 +462,7 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    commit = _commit_of(REPO)
+    commit = commit_of(REPO)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -477,14 +480,6 @@ def machine_info() -> dict:
         "beam_size": cfg.beam_size,
         "commit": commit,
     }
-
-
-def _commit_of(repo: Path) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
-                              text=True).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def median(xs: list[float]) -> float:
@@ -941,7 +936,7 @@ def report(*, started, command, info, runs, quick, call, call_s, manifest, overl
     if before_runs:
         b4 = [c.wall_s for c in before_runs]
         w(f"- **Before and after, side by side**: the same `replay --fast` by the checkout at {before_dir} "
-          f"(commit {_commit_of(Path(before_dir))}), run in turn with A and B: "
+          f"(commit {commit_of(Path(before_dir))}), run in turn with A and B: "
           f"{', '.join(f'{x:.2f}' for x in b4)} s, median {median(b4):.2f} s = {call_s / median(b4):.1f}× real time, "
           f"against A's {median(a_wall):.2f} s = {speed_total:.1f}× (others: "
           f"{', '.join(_others(c) for c in before_runs)}).")

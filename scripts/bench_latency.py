@@ -73,9 +73,12 @@ def summarise(rows: list[dict], groups: tuple[tuple[str, set[str]], ...] = GROUP
 
 
 def commit_of(repo: Path) -> str:
-    """The short commit a checkout is at (to name the `--before` column)."""
+    """The short commit a checkout is at (to name the `--before` column), or "unknown" outside git."""
     git = ["git", "rev-parse", "--short", "HEAD"]
-    return subprocess.run(git, capture_output=True, text=True, cwd=repo).stdout.strip()
+    try:
+        return subprocess.run(git, capture_output=True, text=True, cwd=repo).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def alternated(runs: list, i: int) -> list:
