@@ -71,7 +71,7 @@ class VadConfig:
     early_decode_ms: int = _opt(100, lo=0, hi=5000)
     min_speech_ms: int = _opt(100, lo=0, hi=5000)
     speech_pad_ms: int = _opt(100, lo=0, hi=2000)
-    max_utterance_s: float = _opt(25.0, lo=2.0, hi=30.0)
+    max_utterance_s: float = _opt(14.0, lo=2.0, hi=30.0)
     partial_interval_s: float = _opt(1.0, lo=0.2, hi=30.0)
 
 
@@ -85,7 +85,7 @@ class SttConfig:
     threads: int = _opt(0, lo=0, hi=256)
     language: str = "en"
     beam_size: int = _opt(1, lo=1, hi=10)
-    window_s: float = _opt(30.0, lo=5.0, hi=30.0)
+    window_s: float = _opt(15.0, lo=5.0, hi=30.0)
     partials: str = _opt("auto", choices=("auto", "on", "off"))
     final_queue: int = _opt(16, lo=1, hi=10000)
     no_speech_threshold: float = _opt(0.6, lo=0.0, hi=1.0)

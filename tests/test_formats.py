@@ -6,6 +6,7 @@ user would notice: the whole call, both roles, the right words on the right side
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,23 +44,35 @@ def words_of(events, role):
     return " ".join(e["text"] for e in finals(events, role)).lower()
 
 
-# (id, output file name, sox effects, extra CLI args, a word the customer's finals must hold)
-# At 8 kHz the audio stops at 4 kHz and tiny.en hears the customer's "my bill's" as "my name
-# is Brian" even from a lossless 8 kHz WAV (a model limit, not a decoding fault), so that case
-# checks a word of the same turn that survives the telephone band ("tell me why").
+def said_only_by(role):
+    """The words of the manifest that only `role` says (lower case, without punctuation)."""
+    words = {r: set() for r in ("agent", "customer")}
+    for turn in MANIFEST["turns"]:
+        words[turn["role"]] |= set(re.findall(r"[a-z']+", turn["text"].lower()))
+    other = "customer" if role == "agent" else "agent"
+    return words[role] - words[other]
+
+
+def share_heard(events, role, words):
+    """The share of `words` found among the words of `role`'s finals."""
+    heard = set(re.findall(r"[a-z']+", words_of(events, role)))
+    return len(words & heard) / len(words)
+
+
+# (id, output file name, sox effects, extra CLI args)
 CASES = [
-    ("flac-16k-original", None, (), (), "bill"),
-    ("wav-44k1-stereo", "call.wav", ("rate", "44100"), (), "bill"),
-    ("ogg-vorbis-8k-stereo", "call.ogg", ("rate", "8000"), (), "tell"),
-    ("mp3-48k-stereo", "call.mp3", ("rate", "48000"), (), "bill"),
-    ("wav-3ch-customer-on-2", "call3.wav", ("remix", "1", "0", "2"), ("--customer-channel", "2"), "bill"),
+    ("flac-16k-original", None, (), ()),
+    ("wav-44k1-stereo", "call.wav", ("rate", "44100"), ()),
+    ("ogg-vorbis-8k-stereo", "call.ogg", ("rate", "8000"), ()),
+    ("mp3-48k-stereo", "call.mp3", ("rate", "48000"), ()),
+    ("wav-3ch-customer-on-2", "call3.wav", ("remix", "1", "0", "2"), ("--customer-channel", "2")),
 ]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c[0] for c in CASES])
 def replayed(request, tmp_path_factory, run_callmon):
-    """One converted file replayed with --format jsonl: (case id, CompletedProcess, events, customer word)."""
-    case_id, name, effects, args, customer_word = request.param
+    """One converted file replayed with --format jsonl: (case id, CompletedProcess, events)."""
+    case_id, name, effects, args = request.param
     if name is None:
         path = SHORT
     else:
@@ -71,11 +84,11 @@ def replayed(request, tmp_path_factory, run_callmon):
         sox(SHORT, path, *effects)
     result = run_callmon("replay", path, "--format", "jsonl", *args, timeout=300)
     events = events_of(result) if result.returncode == 0 else []
-    return case_id, result, events, customer_word
+    return case_id, result, events
 
 
 def test_replays_whole_call_with_both_roles(replayed):
-    case_id, result, events, customer_word = replayed
+    case_id, result, events = replayed
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0, f"{case_id}: exit {result.returncode}\n{result.stderr}"
     assert events[0]["type"] == "call.started", events[0]["type"]
@@ -83,12 +96,18 @@ def test_replays_whole_call_with_both_roles(replayed):
     assert abs(events[-1]["duration"] - DURATION) <= 0.2, f"{case_id}: duration {events[-1]['duration']}"
     assert finals(events, "agent"), f"{case_id}: no agent finals"
     assert finals(events, "customer"), f"{case_id}: no customer finals"
-    assert customer_word in words_of(events, "customer"), f"{case_id}: customer said {words_of(events, 'customer')!r}"
-    assert "help" in words_of(events, "agent"), f"{case_id}: agent said {words_of(events, 'agent')!r}"
+    # Each side's finals hold most of the words only that side said, and few of the other side's: a
+    # share, not one word, since tiny.en mishears a word here and there (at 8 kHz "my bill's" is
+    # "my name is Brian"), and a swapped or missing channel fails both.
+    for role, other in (("customer", "agent"), ("agent", "customer")):
+        own, theirs = share_heard(events, role, said_only_by(role)), share_heard(events, role, said_only_by(other))
+        assert own >= 0.5 and theirs <= 0.2, (
+            f"{case_id}: {role}'s finals hold {own:.0%} of their own words, {theirs:.0%} of the {other}'s: "
+            f"{words_of(events, role)!r}")
 
 
 def test_jsonl_contract(replayed):
-    case_id, result, events, _ = replayed
+    case_id, result, events = replayed
     assert result.returncode == 0, result.stderr
     for line in result.stdout.splitlines():
         event = json.loads(line)
@@ -146,7 +165,7 @@ def test_mono_file_is_one_role(run_callmon, mono_wav, args, role):
     fs = finals(events)
     assert fs, "no finals from the mono file"
     assert {f["role"] for f in fs} == {role}
-    assert "bill" in words_of(events, role)
+    assert share_heard(events, role, said_only_by("customer")) >= 0.5, words_of(events, role)
 
 
 # --- text output and help -------------------------------------------------------------------
