@@ -145,13 +145,10 @@ class Analyzer:
         final = isinstance(event, TranscriptFinal)
         st = self._role(event.role)
         seq = self._utterance_seq(st, event.start, final)
+        st.pace.add(event.words, final)
+        self._learn_pace(st, final, event.end - event.start)
         probs = [w.p for w in event.words for _ in normalise(w.w).split()]
         confidence = statistics.fmean(w.p for w in event.words) if event.words else 0.0
-        # Pace counts words against their times, so it takes words Whisper was sure of, as triggers
-        # do: on a bad line tiny.en can write ten words, squeezed in time, where two were said.
-        timed = confidence >= self.cfg.min_word_p
-        st.pace.add(event.words if timed else [], final)
-        self._learn_pace(st, final, event.end - event.start, timed)
         matches = [
             m for m in self.scorer.lexicon.match(event.text, role=event.role)
             if _mean(probs[m.first_word : m.last_word + 1], confidence) >= self.cfg.min_word_p
@@ -249,12 +246,11 @@ class Analyzer:
         self._update_heat(m.t)
         return replace(m, roles=roles, heat=self.heat, interruptions=self.interruptions, talk_ratio=self.talk_ratio())
 
-    def _learn_pace(self, st: _Role, final: bool, duration: float, timed: bool) -> None:
-        """Fast: faster than the speaker's own usual pace (learnt like the loudness baseline), or than the sane range.
-        An utterance that is not `timed` (words too unsure) counts as one too short to time."""
+    def _learn_pace(self, st: _Role, final: bool, duration: float) -> None:
+        """Fast: faster than the speaker's own usual pace (learnt like the loudness baseline), or than the sane range."""
         cfg = self.cfg
         # Judge this utterance against the usual pace before it joins what is usual.
-        wpm, sps = st.pace.latest() if timed else (None, None)
+        wpm, sps = st.pace.latest()
         st.wpm, st.sps = _r(wpm, 0), _r(sps, 2)
         usual = st.pace_base
         relative = st.wpm is not None and usual is not None and st.wpm >= max(cfg.fast_min_wpm, cfg.fast_ratio * usual)
@@ -268,7 +264,7 @@ class Analyzer:
             st.steady_s = 0.0
         elif final and st.wpm is not None and not self._loud(st):
             st.steady_s = max(st.steady_s, duration)  # a whole calm utterance, now that its pace is known
-        rough, _ = st.pace.latest(min_words=cfg.pace_min_words) if timed else (None, None)
+        rough, _ = st.pace.latest(min_words=cfg.pace_min_words)
         if final and rough is not None and st.pace_learnt_s < cfg.baseline_speech_s:
             st.pace_learning.append(rough)
             st.pace_learnt_s += duration
