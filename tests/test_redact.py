@@ -1,5 +1,7 @@
 """Personal data is masked before a transcript leaves the agent's process (floor, archive, reports)."""
 
+import sys
+
 import pytest
 
 from monitor.events import Metrics, Nudge, RoleMetrics, TranscriptFinal, Word
@@ -70,9 +72,10 @@ def test_nudge_quotes_are_masked_and_other_events_pass_unchanged():
 
 def test_recall_and_false_positives_on_the_committed_set():
     """>= 98 % of each type caught and <= 2 % of civil lines touched, on the tuned half and the held-out half."""
-    from conftest import FIXTURES
+    from conftest import FIXTURES, REPO_ROOT
 
-    from monitor.redact_eval import TYPES, evaluate
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))  # the evaluation lives with the scripts
+    from redact_eval import TYPES, evaluate
 
     scores = evaluate(FIXTURES / "redaction")
     assert sum(sum(s.total.values()) for s in scores.values()) >= 300

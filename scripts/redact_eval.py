@@ -1,4 +1,4 @@
-"""Redaction recall and false positives on the committed set (tests/fixtures/redaction/).
+"""Redaction recall and false positives on the committed set (tests/fixtures/redaction/); evaluation only.
 
 A PII string counts as caught when nothing of it survives redaction: none of its digits in a run
 of three or more, and (e-mails) neither the user part nor the domain. A civil line is a false
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .redact import redact_text
+from monitor.redact import redact_text
 
 TYPES = ("card", "ssn", "phone", "email", "sort_code", "account")
 
