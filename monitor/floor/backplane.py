@@ -23,13 +23,14 @@ Redis is back, reloads its board from it and asks its agents to re-send their ca
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+
+import orjson
 
 from ..errors import BadInput
 from .link import Backoff
@@ -41,7 +42,7 @@ STREAM_KEEP_S = 30.0  # seconds of messages the stream keeps (approximately): wh
 RESUME_MAX = 50_000  # messages: a viewer further behind than this gets a fresh snapshot instead
 READ_COUNT = 100  # stream entries per XREAD (each a batch of up to WRITE_MAX messages)
 WRITE_MAX = 1000  # messages in one stream entry
-SAVE_CHUNK = 200  # call hashes written in one pipeline
+SAVE_CHUNK = 50  # call hashes written in one pipeline
 REPLAY_S = 5.0  # on loading, the stream is replayed from this far before its end at least (hashes lag)
 LOCAL_KEEP = 200_000  # how many messages back a viewer of a hub alone can resume from (~20 s of 2,000 agents)
 
@@ -212,7 +213,7 @@ class RedisBackplane:
                     gone.append(call_id)
                     continue
                 stored[call_id] = pos.decode()
-                self.on_entry(Entry(pos.decode(), 0.0, {"k": "r", "call": json.loads(call)}))
+                self.on_entry(Entry(pos.decode(), 0.0, {"k": "r", "call": orjson.loads(call)}))
             if gone:
                 await r.srem(PREFIX + "calls", *gone)
         start_ms = pos_key(end)[0] - int(REPLAY_S * 1000)
@@ -292,7 +293,7 @@ class RedisBackplane:
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(items), WRITE_MAX):
             chunk = items[start:start + WRITE_MAX]
-            pipe.xadd(self.stream, {"ms": json.dumps(chunk, separators=(",", ":"), allow_nan=False)},
+            pipe.xadd(self.stream, {"ms": orjson.dumps(chunk)},
                       minid=keep, approximate=True)
         await pipe.execute()
 
@@ -334,7 +335,7 @@ class RedisBackplane:
                     pipe.delete(key)
                     gone.append(call_id)
                     continue
-                pipe.hset(key, mapping={"pos": pos, "call": json.dumps(export, separators=(",", ":"), allow_nan=False)})
+                pipe.hset(key, mapping={"pos": pos, "call": orjson.dumps(export)})
                 ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
                 pipe.expire(key, max(1, int(ttl + 1)))
                 saved.append(call_id)
@@ -358,7 +359,7 @@ class RedisBackplane:
 def _messages(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
     """The messages of one stream entry, in order (an entry from a hub before batching holds one, as "m")."""
     raw = fields.get(b"ms")
-    items = json.loads(raw) if raw is not None else [json.loads(fields[b"m"])] if b"m" in fields else []
+    items = orjson.loads(raw) if raw is not None else [orjson.loads(fields[b"m"])] if b"m" in fields else []
     return [m for m in items if isinstance(m, dict)] if isinstance(items, list) else []
 
 

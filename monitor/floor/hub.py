@@ -133,7 +133,7 @@ class _Viewer:
 
     def notice(self, message: dict[str, Any]) -> None:
         """Queue a status message for the next frame."""
-        self.notices.append(P.dumps(message).encode())
+        self.notices.append(P.encode(message))
         self.wake.set()
 
     async def _send(self, data: bytes) -> None:
@@ -347,7 +347,7 @@ class Hub:
         if status == "ok" and self.reloading:
             self.reloading = False
             self.deltas.clear()  # the fresh snapshot holds them
-            fresh = P.dumps(P.snapshot(self.state.snapshot(), self.pos)).encode()
+            fresh = P.encode(P.snapshot(self.state.snapshot(), self.pos))
         for viewer in self.viewers:
             if fresh is not None:
                 viewer.restart(fresh, self.pos)
@@ -596,7 +596,7 @@ class Hub:
             viewer.frame = None  # the snapshot below holds all of it
             viewer.pending.clear()
             calls = self.state.snapshot()
-            viewer.first = P.dumps(P.snapshot(calls, self.pos)).encode()
+            viewer.first = P.encode(P.snapshot(calls, self.pos))
             viewer.pos = self.pos
         else:
             lines: dict[str, list[dict[str, Any]]] = {}
@@ -606,7 +606,7 @@ class Hub:
                     lines.setdefault(m["call_id"], []).append({"role": m["role"], "text": m["text"], "t": round(m["start"], 1)})
             calls = [{**view, "transcript": lines.get(view["call_id"], [])[-P.TRANSCRIPT_TAIL * 5:]}
                      for view in self.state.snapshot()]
-            viewer.first = P.dumps(P.snapshot(calls, upto, resumed=True)).encode()
+            viewer.first = P.encode(P.snapshot(calls, upto, resumed=True))
             viewer.pos = upto
         if self.backplane.status != "local":
             viewer.notice(P.status(self.backplane.status))

@@ -26,7 +26,7 @@ from ..events import (
     SupervisorRequested,
     TranscriptFinal,
 )
-from .protocol import FORGET_STALE_S, REMOVE_AFTER_S, STALE_S, TRANSCRIPT_TAIL, dumps
+from .protocol import FORGET_STALE_S, REMOVE_AFTER_S, STALE_S, TRANSCRIPT_TAIL, encode
 from .validate import MAX_SHORT, MAX_TEXT
 
 MAX_REQUESTS = 20  # supervisor requests kept per call (a stuck key must not grow a CALL without bound)
@@ -57,7 +57,7 @@ class Update:
     def data(self) -> bytes:
         """The message as a text frame's UTF-8 bytes, serialised once however many viewers get it."""
         if self._data is None:
-            self._data = dumps(self.message()).encode()
+            self._data = encode(self.message())
         return self._data
 
     def merged(self, later: Update | Removed) -> Update | Removed:
@@ -80,7 +80,7 @@ class Removed:
 
     def data(self) -> bytes:
         """The message as a text frame's UTF-8 bytes."""
-        return dumps(self.message()).encode()
+        return encode(self.message())
 
     def merged(self, later: Update | Removed) -> Update | Removed:
         """A removal followed by anything: the later message (a new call's first update has every field)."""

@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from ..events import SCHEMA_VERSION
 
 MAX_TEXT = 500  # characters of one transcript line the board keeps
@@ -39,6 +41,10 @@ def _no_constants(name: str) -> Any:
     raise Invalid(f"{name} is not a number JSON allows")
 
 
+# orjson takes the messages too short to nest near the standard decoder's recursion limit (each level costs two
+# bytes; metrics, most of what agents send, are about 400); it refuses NaN, Infinity and numbers that overflow, which
+# then go to the standard decoder to be named.
+FAST_MAX = 1500
 # One decoder for every message: json.loads(raw, parse_constant=...) builds a new decoder and scanner per call,
 # which cost as much as the parsing itself.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
@@ -46,6 +52,11 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 def loads(raw: str | bytes) -> Any:
     """A client's message parsed; Invalid for anything that is not plain JSON (NaN, Infinity, too deep)."""
+    if len(raw) < FAST_MAX:
+        try:  # what the standard decoder would give, much sooner; anything it would refuse goes on to it, for its words
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         if not isinstance(raw, str):
             raw = raw.decode(json.detect_encoding(raw), "surrogatepass")
