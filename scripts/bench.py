@@ -622,7 +622,8 @@ def bench(args: argparse.Namespace) -> int:
         elif name == "pause":
             text = bench_script("bench-pause", "pause.md", *(["--runs", "1"] if args.quick else []))
         elif name == "hub":
-            text = bench_script("bench-hub", "hub.md", *(["--sizes", "100,500", "--seconds", "5"] if args.quick else []))
+            quick = ["--sizes", "100,500", "--seconds", "5", "--runs", "1"]
+            text = bench_script("bench-hub", "hub.md", *(quick if args.quick else []))
         else:
             text = bench_script("bench-qa", "qa.md", *(["--runs", "1", "--minutes", "3"] if args.quick else []))
         parts[name] = text
