@@ -34,6 +34,7 @@ import orjson
 
 from ..errors import BadInput
 from .link import Backoff
+from .protocol import encode
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ class RedisBackplane:
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(items), WRITE_MAX):
             chunk = items[start:start + WRITE_MAX]
-            pipe.xadd(self.stream, {"ms": orjson.dumps(chunk)},
+            pipe.xadd(self.stream, {"ms": encode(chunk)},
                       minid=keep, approximate=True)
         await pipe.execute()
 
@@ -335,7 +336,7 @@ class RedisBackplane:
                     pipe.delete(key)
                     gone.append(call_id)
                     continue
-                pipe.hset(key, mapping={"pos": pos, "call": orjson.dumps(export)})
+                pipe.hset(key, mapping={"pos": pos, "call": encode(export)})
                 ttl = self.remove_after_s if export.get("ended_at") is not None else self.forget_stale_s
                 pipe.expire(key, max(1, int(ttl + 1)))
                 saved.append(call_id)
