@@ -25,6 +25,7 @@ from conftest import FIXTURES
 from monitor.audio.source import FileSource, SplitSource
 from monitor.stt.agent_speaker import choose_agent, greeting_in
 from monitor.stt.diarize import HOP, RATE, Diarization, diarize
+from monitor.stt.voice import PARTIAL, MelStream, encoder
 
 CALLS = FIXTURES / "calls"
 MIX_CALL = "scn_sb_abuse_after_boundary"  # 33 s: a US female agent, a Lancashire male customer who swears
@@ -73,11 +74,48 @@ def test_diarization_puts_the_frames_on_the_right_speaker(name):
     diar = diarize(np.array_split(x, len(x) // 1600))
     ref = truth(name, len(diar.labels))
     both = (ref >= 0) & (diar.labels >= 0)
-    # Speaker 0 is whoever talks first, and in these calls that is the agent.
+    # Speaker 0 is whoever opens the call, and in these calls that is the agent.
     right = np.mean(diar.labels[both] == ref[both])
     assert right >= 0.9, f"{name}: only {right:.0%} of the speech frames on the right speaker"
     heard = np.mean(diar.labels[ref >= 0] >= 0)
     assert heard >= 0.8, f"{name}: only {heard:.0%} of the scripted speech found by the VAD"
+
+
+def channel(name, role):
+    src = FileSource(CALLS / f"{name}.flac", 1600)
+    src.use_roles({"agent": 0, "customer": 1})
+    return np.concatenate([b.roles[role][: b.length] for b in src])
+
+
+def turn_windows(name, role, x):
+    """The encoder's 1.6 s mel windows from the middle of each of the role's turns (its own channel)."""
+    mels = MelStream()
+    mels.push(x)
+    frames = mels.frames()
+    out = []
+    for turn in manifest(name)["turns"]:
+        a, b = int(turn["start"] * RATE / HOP), int(turn["end"] * RATE / HOP)
+        if turn["role"] == role and b - a >= PARTIAL:
+            mid = (a + b - PARTIAL) // 2
+            out.append(frames[mid : mid + PARTIAL])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("name", [MIX_CALL, OTHER_CALL])
+def test_voice_prints_of_one_speaker_are_closer_than_of_the_two(name):
+    enc = encoder()
+    agent = enc.embed(turn_windows(name, "agent", channel(name, "agent")))
+    customer = enc.embed(turn_windows(name, "customer", channel(name, "customer")))
+    assert len(agent) >= 2 and len(customer) >= 2
+    same = min(np.mean(agent @ agent.T), np.mean(customer @ customer.T))
+    across = float(np.mean(agent @ customer.T))
+    assert same > across + 0.1, f"{name}: same speaker {same:.2f}, across {across:.2f}"
+
+
+def test_a_quieter_line_gives_the_same_voice_print():
+    x = channel(OTHER_CALL, "customer")
+    loud, quiet = (encoder().embed(turn_windows(OTHER_CALL, "customer", g * x)) for g in (1.0, 0.1))
+    assert np.min(np.sum(loud * quiet, axis=1)) > 0.99, "a 20 dB quieter line changed the voice print"
 
 
 def test_split_source_gives_each_role_the_mix_silent_where_the_other_speaks(mix_wav):
@@ -143,7 +181,7 @@ def test_agent_speaker_setting_overrides_without_listening():
     choice = choose_agent(diar, np.zeros(2 * RATE, dtype=np.float32), "second", transcriber=None)
     assert choice.speaker == 1 and "--agent-speaker second" in choice.reason and not choice.greeted
     fallback = choose_agent(diar, np.zeros(2 * RATE, dtype=np.float32), "auto", transcriber=None)
-    assert fallback.speaker == 0 and "first speaker" in fallback.reason
+    assert fallback.speaker == 0 and "opens the call" in fallback.reason
 
 
 # --- through the whole monitor (real model) -------------------------------------------------

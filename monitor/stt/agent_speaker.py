@@ -4,7 +4,8 @@ A contact-centre agent greets and names the company ("thank you for calling ..."
 billing, Sophie speaking", "how can I help?"); the phrases are data, in `models/lexicon.toml`
 under `[greeting]`. Only each speaker's first turns are transcribed (up to 6 s), with the model
 the call is replayed with: the first speaker's first, since that is nearly always the agent, and
-the second speaker's only when the first did not greet. Neither greeting: whoever spoke first.
+the second speaker's only when the first did not greet. Neither greeting: whoever opens the call
+(most of the first 2 s of speech, `diarize.OPENING_S`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def choose_agent(diar: Diarization, head: np.ndarray, setting: str, transcriber:
                 if phrase:
                     who = SPEAKERS[speaker]
                     return AgentChoice(speaker, f"the {who} speaker greets the caller (\"{phrase}\")", greeted=True)
-    return AgentChoice(0, "no greeting heard: the first speaker to talk is taken as the agent")
+    return AgentChoice(0, "no greeting heard: the speaker who opens the call is taken as the agent")
 
 
 def openings(diar: Diarization, head: np.ndarray, speaker: int) -> list[np.ndarray]:

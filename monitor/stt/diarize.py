@@ -1,25 +1,28 @@
-"""Who speaks when in a mono recording of a call: two speakers, offline, on the CPU, with numpy.
+"""Who speaks when in a mono recording of a call: two speakers, offline, on the CPU.
 
-Classic speaker diarization, chosen over neural speaker embeddings for its weight: the nets
-that ship inside pip packages (pyannote, SpeechBrain, NeMo) pull in PyTorch (about 700 MB)
-and most fetch their weights at run time, while a phone call has exactly two voices on one
-line. Spectral statistics tell two different voices apart well, and two similar ones (same
-sex, similar pitch) poorly: docs/EVALUATION.md has the figures. The steps:
+Speaker embeddings find the voices; classic features place the turn changes. The embeddings come
+from a neural voice encoder (monitor/stt/voice.py: Resemblyzer's GE2E LSTM, trained on thousands
+of real speakers, shipped as a 5.7 MB ONNX file and run on onnxruntime, which faster-whisper
+already brings). The diarization nets that ship inside pip packages (pyannote, SpeechBrain, NeMo)
+pull in PyTorch (about 700 MB) and most fetch their weights at run time. Spectral statistics alone
+(the first version) told two different voices apart well and two similar ones poorly; the
+encoder does better on both (docs/EVALUATION.md has the figures). The steps:
 
 1. Speech: the bundled Silero VAD (the same model the pipeline segments with), per 32 ms.
-2. Features: 19 MFCCs per 10 ms frame (25 ms window), mean-normalised over the call.
-3. Clustering: mean and spread of the MFCCs over 1 s windows of speech, standardised, split in
-   two by spectral clustering (the sign of the Fiedler vector of a pruned cosine-affinity graph;
-   plain k-means split off odd windows instead of voices).
-4. Re-segmentation: a small diagonal GMM per speaker, trained on its windows' frames; every
-   speech frame goes to the speaker whose model explains it better, smoothed over 0.3 s so a
-   turn is not cut at every vowel; repeated a few times. Speaker changes land on 10 ms frames.
-5. Overlap: a frame belongs to one speaker: where both talk, the louder (likelier) one wins,
+2. Voices: an embedding per 1.6 s window of speech (every 0.4 s inside each speech run; a run
+   shorter than a window, from 0.5 s, gets one of its own), split in two by k-means; each frame
+   takes the speaker most of its windows were given.
+3. Re-segmentation: 19 MFCCs per 10 ms frame (25 ms window, mean-normalised over the call); a
+   small diagonal GMM per speaker, trained on its frames; every speech frame goes to the speaker
+   whose model explains it better, smoothed over 0.3 s so a turn is not cut at every vowel;
+   repeated a few times. Speaker changes land on 10 ms frames, where the windows blur them.
+4. Overlap: a frame belongs to one speaker: where both talk, the louder (likelier) one wins,
    so a short interjection over the other speaker is lost (said in the README).
 
-The result is a label per 10 ms frame (-1 nobody, 0 the first speaker to talk, 1 the other),
-streamed in: memory grows with the features (about 8 kB per second of audio) and the first
-minute of audio kept for hearing who greets, not with the whole recording.
+The result is a label per 10 ms frame (-1 nobody, 0 the speaker who opens the call, 1 the other),
+streamed in: memory grows with the features (about 24 kB per second of audio: the MFCCs and the
+encoder's mel frames) and the first minute of audio kept for hearing who greets, not with the
+whole recording.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from scipy.fft import dct, rfft
 from scipy.ndimage import uniform_filter1d
 
 from .vad import FRAME, StreamingVad
+from .voice import PARTIAL, MelStream, encoder
 
 RATE = 16000
 HOP = 160  # 10 ms: the label resolution
@@ -39,11 +43,12 @@ WIN = 400  # 25 ms analysis window
 N_FFT = 512
 N_MELS = 30
 N_MFCC = 19  # c1..c19: c0 (loudness) left out, so a speaker is not told apart by how loud the line was
-EMBED_S = 1.0  # clustering window
-EMBED_HOP_S = 0.5
+VOICE_HOP = 40  # 0.4 s between the starts of the encoder's 1.6 s windows
+VOICE_MIN = 50  # a speech run of 0.5 s or more gets a window, however short
 SMOOTH_S = 0.3  # the log-likelihood ratio is averaged over this long before a frame is assigned
 GMM_COMPONENTS = 8
 RESEG_ROUNDS = 3
+OPENING_S = 2.0  # who opens the call: most of its first 2 s of speech
 MIN_TURN_S = 0.3  # shorter runs join their neighbours
 VAD_ON, VAD_OFF = 0.5, 0.35
 MIN_GAP_S = 0.25  # a pause shorter than this stays inside the turn
@@ -52,7 +57,7 @@ MIN_SPEECH_S = 0.1
 
 @dataclass(frozen=True)
 class Diarization:
-    """Frame labels at 10 ms: -1 nobody, 0 the first speaker to talk, 1 the other.
+    """Frame labels at 10 ms: -1 nobody, 0 the speaker who opens the call, 1 the other.
 
     It always finds two speakers: these features cannot tell one voice from two (a single voice
     splits by what is said as cleanly as two voices split by who says it; docs/EVALUATION.md), so
@@ -84,6 +89,7 @@ class FeatureStream:
         self._probs: list[np.ndarray] = []
         self._window = np.hamming(WIN).astype(np.float32)
         self._mel = _mel_filters()
+        self._mels = MelStream()
         self.samples = 0
 
     def push(self, x: np.ndarray) -> None:
@@ -92,6 +98,7 @@ class FeatureStream:
             self._head.append(x[: self._keep - self.samples].copy())
         self.samples += len(x)
         self._probs.append(self._vad.push(x))
+        self._mels.push(x)
         audio = np.concatenate([self._rest, x.astype(np.float32, copy=False)])
         n = (len(audio) - WIN) // HOP + 1 if len(audio) >= WIN else 0
         if n > 0:
@@ -117,7 +124,7 @@ class FeatureStream:
         mfcc = np.concatenate([mfcc, np.zeros((max(0, n - len(mfcc)), N_MFCC), dtype=np.float32)])[:n]
         probs = np.concatenate(self._probs) if self._probs else np.zeros(0, dtype=np.float32)
         speech = _speech_frames(probs, n)
-        return _cluster(mfcc, speech)
+        return _cluster(mfcc, speech, self._mels.frames())
 
 
 def diarize(blocks: Iterable[np.ndarray]) -> Diarization:
@@ -168,19 +175,15 @@ def _fill_runs(mask: np.ndarray, value: bool, shorter_than: int) -> np.ndarray:
     return out
 
 
-def _cluster(mfcc: np.ndarray, speech: np.ndarray) -> Diarization:
+def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray) -> Diarization:
     labels = np.full(len(mfcc), -1, dtype=np.int8)
     idx = np.flatnonzero(speech)
-    if len(idx) < 2 * int(EMBED_S * RATE / HOP):
+    if len(idx) < 2 * PARTIAL:
         labels[idx] = 0
         return Diarization(labels)
     mfcc = mfcc - mfcc[idx].mean(axis=0)
     mfcc /= mfcc[idx].std(axis=0) + 1e-6
-    windows = _windows(speech)
-    win_labels = _spectral2(_embed(mfcc, windows))
-    frame_labels = np.full(len(mfcc), -1, dtype=np.int8)
-    for w, k in zip(windows, win_labels, strict=True):
-        frame_labels[w] = k
+    frame_labels = _voice_labels(mels, speech)
     x = mfcc[idx]
     assign = frame_labels[idx]
     for _ in range(RESEG_ROUNDS):
@@ -191,51 +194,42 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray) -> Diarization:
         assign = np.where(smooth >= 0, 0, 1).astype(np.int8)
     labels[idx] = assign
     labels = _merge_short(labels, int(MIN_TURN_S * RATE / HOP))
-    first = labels[labels >= 0][0]
-    if first == 1:  # speaker 0 is whoever talks first
+    # Speaker 0 opens the call: the one holding most of its first OPENING_S of speech, so a stray
+    # first frame given to the other voice does not turn the agent into the customer.
+    opening = labels[labels >= 0][: int(OPENING_S * RATE / HOP)]
+    if np.count_nonzero(opening == 1) > np.count_nonzero(opening == 0):
         labels = np.where(labels >= 0, 1 - labels, labels).astype(np.int8)
     return Diarization(labels)
 
 
-def _embed(mfcc: np.ndarray, windows: list[np.ndarray]) -> np.ndarray:
-    """One standardised vector per window: the mean and spread of its MFCCs."""
-    emb = np.stack([np.concatenate([mfcc[w].mean(axis=0), mfcc[w].std(axis=0)]) for w in windows])
-    return (emb - emb.mean(axis=0)) / (emb.std(axis=0) + 1e-6)
-
-
-def _windows(speech: np.ndarray) -> list[np.ndarray]:
-    """Frame indices of clustering windows: 1 s of speech each, every 0.5 s, inside speech runs."""
-    size, hop = int(EMBED_S * RATE / HOP), int(EMBED_HOP_S * RATE / HOP)
+def _voice_labels(mels: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Speaker 0/1 per speech frame (-1 where no window reached) from the voice encoder's windows."""
+    n = len(speech)
+    mels = np.concatenate([mels, np.zeros((max(0, n - len(mels)), mels.shape[1]), dtype=np.float32)])[:n]
     padded = np.concatenate([[0], speech.astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(padded))
-    out = []
+    full, short = [], []
     for a, b in zip(edges[::2], edges[1::2], strict=True):
-        if b - a <= size:
-            out.append(np.arange(a, b))
-            continue
-        for s in range(a, b - size + 1, hop):
-            out.append(np.arange(s, s + size))
+        if b - a >= PARTIAL:
+            starts = list(range(a, b - PARTIAL + 1, VOICE_HOP))
+            if starts[-1] != b - PARTIAL:
+                starts.append(b - PARTIAL)  # the run's end is covered too
+            full.extend((s, s + PARTIAL) for s in starts)
+        elif b - a >= VOICE_MIN:
+            short.append((a, b))
+    out = np.where(speech, 0, -1).astype(np.int8)
+    if len(full) + len(short) < 4:
+        return out
+    enc = encoder()
+    batches = [enc.embed(np.stack([mels[a:b] for a, b in full]))] if full else []
+    batches += [enc.embed(mels[a:b][None]) for a, b in short]  # unequal lengths: one at a time
+    emb = np.concatenate(batches)
+    votes = np.zeros((n, 2))
+    for (a, b), k in zip(full + short, _kmeans2(emb), strict=True):
+        votes[a:b, k] += 1
+    out[speech] = np.where(votes[speech, 1] > votes[speech, 0], 1, 0)
+    out[speech & (votes.sum(axis=1) == 0)] = -1
     return out
-
-
-def _spectral2(x: np.ndarray, keep: float = 0.3) -> np.ndarray:
-    """Split windows in two by the sign of the Fiedler vector of their pruned cosine-affinity graph.
-
-    Pruning (each window keeps its closest `keep` share of the others) makes the graph follow
-    the voices rather than a few odd windows, where plain k-means splits off outliers.
-    """
-    unit = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
-    aff = unit @ unit.T
-    k = max(2, int(keep * len(x)))
-    thresh = np.sort(aff, axis=1)[:, -k][:, None]
-    aff = np.where(aff >= thresh, np.clip(aff, 0.0, None), 0.0)
-    aff = np.maximum(aff, aff.T)
-    np.fill_diagonal(aff, 0.0)
-    deg = aff.sum(axis=1) + 1e-9
-    norm = aff / np.sqrt(deg[:, None] * deg[None, :])
-    _, vecs = np.linalg.eigh(norm)
-    fiedler = vecs[:, -2] / np.sqrt(deg)
-    return _kmeans2(fiedler[:, None])
 
 
 def _kmeans2(x: np.ndarray, starts: int = 8, rounds: int = 30) -> np.ndarray:
