@@ -90,6 +90,25 @@ def test_with_the_hub_down_the_queue_stays_bounded_and_only_old_metrics_go(token
         publisher.close(timeout=1.0)
 
 
+def test_an_event_it_cannot_send_is_said_once_and_the_call_goes_on(caplog):
+    # A numpy scalar in a nudge's evidence (a producer that forgot to convert one) cannot go as JSON.
+    import numpy as np
+
+    publisher = HubPublisher(f"ws://127.0.0.1:{free_port()}", "token", "alice")
+    try:
+        publisher(started("c-00001002", "alice"))
+        for i in range(3):
+            publisher(Nudge("c-00001002", 5.0 + i, 5.0 + i, f"n{i}", "slow_down", "warn", "Slow down.", "fast",
+                            {"wpm": np.float32(250.0)}))
+        publisher(final("c-00001002", 9.0, "customer", "still here"))
+        said = [r for r in caplog.records if r.levelname == "WARNING" and "could not send a nudge event" in r.getMessage()]
+        assert len(said) == 1, [r.getMessage() for r in caplog.records]
+        queued = [json.loads(text)["type"] for _, text in publisher._queue]
+        assert queued == ["call.started", "transcript.final"], "the events it can send still go"
+    finally:
+        publisher.close(timeout=1.0)
+
+
 def test_a_token_the_hub_rejects_is_one_warning_and_no_retries(start_hub, tokens, capfd):
     path, _ = tokens
     hub = start_hub(path)

@@ -41,4 +41,4 @@ class LoudnessMeter:
         energy = sum(e for e, _ in self._blocks) / max(1, self._in_window)
         if energy <= 0.0:
             return self.floor
-        return max(self.floor, -0.691 + 10.0 * np.log10(energy))
+        return max(self.floor, -0.691 + 10.0 * float(np.log10(energy)))

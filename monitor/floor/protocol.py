@@ -41,7 +41,7 @@ ROLES = ("agent", "viewer")
 def encode(message: Any) -> bytes:
     """A message as the UTF-8 bytes of the compact JSON text frame the floor sends (never NaN or Infinity: browsers
     reject them; orjson writes null for them, and what agents send was checked finite before it got here)."""
-    return orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY)  # events carry numpy scalars, as the stdlib took them
+    return orjson.dumps(message)  # events hold plain Python numbers: their producers convert numpy's
 
 
 def dumps(message: dict[str, Any]) -> str:

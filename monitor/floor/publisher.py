@@ -86,6 +86,7 @@ class HubPublisher:
         self._live = False  # between call.started and call.ended: heartbeats go out
         self._link = "connecting"
         self._rejected = False
+        self._drop_said = False
         self._closing = False
         self._deadline = float("inf")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,7 +102,12 @@ class HubPublisher:
         """Queue one event for the hub and return at once."""
         try:
             self._put(event)
-        except Exception:  # the call must go on whatever the publisher's trouble
+        except Exception as exc:  # the call must go on whatever the publisher's trouble
+            # Said once, so a board that misses events says why; the rest go to the debug log.
+            if not self._drop_said:
+                self._drop_said = True
+                log.warning("hub publisher could not send a %s event (%s: %s); the call goes on",
+                            event.type, type(exc).__name__, exc)
             log.debug("hub publisher dropped an event", exc_info=True)
 
     def _put(self, event: Event) -> None:

@@ -186,7 +186,8 @@ class WhisperTranscriber:
                 log.debug("dropped segment %r (no_speech=%.2f logprob=%.2f)", seg.text, seg.no_speech_prob, seg.avg_logprob)
                 continue
             words.extend(
-                RawWord(w.word.strip(), w.start, w.end, w.probability, w.word) for w in seg.words or [] if w.word.strip()
+                RawWord(w.word.strip(), float(w.start), float(w.end), float(w.probability), w.word)
+                for w in seg.words or [] if w.word.strip()
             )
         return collapse_repeats(words, cfg.repeat_limit)
 
