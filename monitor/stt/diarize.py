@@ -45,6 +45,7 @@ N_MELS = 30
 N_MFCC = 19  # c1..c19: c0 (loudness) left out, so a speaker is not told apart by how loud the line was
 VOICE_HOP = 40  # 0.4 s between the starts of the encoder's 1.6 s windows
 VOICE_MIN = 50  # a speech run of 0.5 s or more gets a window, however short
+VOICE_BATCH = 64  # windows per encoder run: the LSTM's workspace grows with it (an hour: 520 MB peak at 64, 850 at 256)
 SMOOTH_S = 0.3  # the log-likelihood ratio is averaged over this long before a frame is assigned
 GMM_COMPONENTS = 8
 RESEG_ROUNDS = 3
@@ -221,7 +222,9 @@ def _voice_labels(mels: np.ndarray, speech: np.ndarray) -> np.ndarray:
     if len(full) + len(short) < 4:
         return out
     enc = encoder()
-    batches = [enc.embed(np.stack([mels[a:b] for a, b in full]))] if full else []
+    # In batches: an hour's recording has about 7,000 windows.
+    batches = [enc.embed(np.stack([mels[a:b] for a, b in full[i : i + VOICE_BATCH]]))
+               for i in range(0, len(full), VOICE_BATCH)]
     batches += [enc.embed(mels[a:b][None]) for a, b in short]  # unequal lengths: one at a time
     emb = np.concatenate(batches)
     votes = np.zeros((n, 2))

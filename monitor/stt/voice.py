@@ -57,6 +57,7 @@ class VoiceEncoder:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        opts.enable_cpu_mem_arena = False  # the arena keeps the LSTM's largest workspace for good
         self._session = ort.InferenceSession(
             str(project_file("models/voice/encoder.onnx")), opts, providers=["CPUExecutionProvider"]
         )
