@@ -14,8 +14,7 @@ import numpy as np
 
 from ..resources import project_file
 
-RATE = 16000
-HOP = 160  # 10 ms mel frames, as the encoder was trained
+HOP = 160  # 10 ms mel frames at 16 kHz, as the encoder was trained
 N_FFT = 400  # 25 ms
 PARTIAL = 160  # frames per embedding window (1.6 s), the encoder's training length
 # The encoder was trained on speech levelled to -30 dBFS, and its mel inputs are not log-scaled, so
@@ -34,6 +33,7 @@ class MelStream:
         self._frames: list[np.ndarray] = []
 
     def push(self, x: np.ndarray) -> None:
+        """Feed the next samples (16 kHz float32)."""
         audio = np.concatenate([self._rest, x.astype(np.float32, copy=False)])
         n = (len(audio) - N_FFT) // HOP + 1 if len(audio) >= N_FFT else 0
         if n > 0:
