@@ -35,7 +35,7 @@ from scipy.fft import dct, rfft
 from scipy.ndimage import uniform_filter1d
 
 from .vad import FRAME, StreamingVad
-from .voice import PARTIAL, MelStream, encoder
+from .voice import PARTIAL, MelStream, encoder, sliding_frames
 
 RATE = 16000
 HOP = 160  # 10 ms: the label resolution
@@ -100,18 +100,12 @@ class FeatureStream:
         self.samples += len(x)
         self._probs.append(self._vad.push(x))
         self._mels.push(x)
-        audio = np.concatenate([self._rest, x.astype(np.float32, copy=False)])
-        n = (len(audio) - WIN) // HOP + 1 if len(audio) >= WIN else 0
-        if n > 0:
-            idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
-            frames = audio[idx]
+        frames, self._rest = sliding_frames(np.concatenate([self._rest, x.astype(np.float32, copy=False)]), WIN, HOP)
+        if len(frames):
             frames = np.concatenate([frames[:, :1], frames[:, 1:] - 0.97 * frames[:, :-1]], axis=1) * self._window
             power = np.abs(rfft(frames, N_FFT, axis=1)) ** 2
             logmel = np.log(power @ self._mel.T + 1e-8)
             self._mfcc.append(dct(logmel, type=2, norm="ortho", axis=1)[:, 1 : N_MFCC + 1].astype(np.float32))
-            self._rest = audio[n * HOP :]
-        else:
-            self._rest = audio
 
     @property
     def head(self) -> np.ndarray:

@@ -23,6 +23,13 @@ PARTIAL = 160  # frames per embedding window (1.6 s), the encoder's training len
 MEL_POWER_AT_TARGET = 0.37
 
 
+def sliding_frames(audio: np.ndarray, size: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole `size`-sample frames of `audio`, one every `hop` samples, and the samples left over
+    for the next block (a stream's frames come out the same however it is cut into blocks)."""
+    n = (len(audio) - size) // hop + 1 if len(audio) >= size else 0
+    return audio[np.arange(size)[None, :] + hop * np.arange(n)[:, None]], audio[n * hop :]
+
+
 class MelStream:
     """40-band mel power frames of a 16 kHz signal, fed block by block (the encoder's input)."""
 
@@ -34,15 +41,10 @@ class MelStream:
 
     def push(self, x: np.ndarray) -> None:
         """Feed the next samples (16 kHz float32)."""
-        audio = np.concatenate([self._rest, x.astype(np.float32, copy=False)])
-        n = (len(audio) - N_FFT) // HOP + 1 if len(audio) >= N_FFT else 0
-        if n > 0:
-            idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-            power = np.abs(np.fft.rfft(audio[idx] * self._window, axis=1)) ** 2
+        frames, self._rest = sliding_frames(np.concatenate([self._rest, x.astype(np.float32, copy=False)]), N_FFT, HOP)
+        if len(frames):
+            power = np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2
             self._frames.append((power @ self._basis.T).astype(np.float32))
-            self._rest = audio[n * HOP :]
-        else:
-            self._rest = audio
 
     def frames(self) -> np.ndarray:
         """All mel frames so far, (n, 40); frame i is centred on sample i * HOP."""
