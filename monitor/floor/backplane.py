@@ -294,8 +294,7 @@ class RedisBackplane:
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(items), WRITE_MAX):
             chunk = items[start:start + WRITE_MAX]
-            pipe.xadd(self.stream, {"ms": encode(chunk)},
-                      minid=keep, approximate=True)
+            pipe.xadd(self.stream, {"ms": encode(chunk)}, minid=keep, approximate=True)
         await pipe.execute()
 
     async def since(self, pos: str, upto: str | None) -> list[Entry] | None:
