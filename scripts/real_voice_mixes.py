@@ -4,7 +4,8 @@ The scenario calls' voices are espeak-ng's, and several of their same-sex pairs 
 accent rules and a pitch setting: a speaker model trained on real people hears them as one voice.
 These mixes put two real actors on one line instead: the agent an actor's three calm clips
 (RAVDESS neutral and calm), the customer another actor's four angry clips (two normal, two strong),
-in turns A C A C A C C with pauses of 0.3-0.8 s. Both say the same two sentences ("Kids are
+in turns A C A C A C C with pauses of 0.3-0.8 s; each side also on its own channel, the same call
+as a stereo recorder would keep it, for comparing the cost of replaying the two. Both say the same two sentences ("Kids are
 talking by the door", "Dogs are sitting by the door"), so nothing but the voice tells them apart,
 and the customer's anger changes the voice as a real escalation does. Nothing in the diarization
 was tuned on them.
@@ -31,10 +32,11 @@ NOISE = 1e-4  # a -80 dBFS floor, as the scenario calls have, so the pauses are 
 
 @dataclass(frozen=True)
 class Mix:
-    """One mono mix: the audio (16 kHz float32) and who speaks when."""
+    """One mono mix (16 kHz float32), the same call in stereo (agent, customer), and who speaks when."""
 
     name: str
     audio: np.ndarray
+    stereo: np.ndarray  # (2, samples): what a two-channel recorder would have kept
     turns: list[dict]  # {"role": "agent"|"customer", "start": s, "end": s}, as a scenario manifest's
     same_sex: bool
 
@@ -57,16 +59,18 @@ def mix(ravdess: Path, agent: int, customer: int) -> Mix:
     order = [("agent", calm[0]), ("customer", angry[0]), ("agent", calm[1]), ("customer", angry[1]),
              ("agent", calm[2]), ("customer", angry[2]), ("customer", angry[3])]
     rng = np.random.default_rng(100 * agent + customer)
-    parts, turns, at = [np.zeros(int(LEAD_S * RATE), dtype=np.float32)], [], int(LEAD_S * RATE)
-    for role, x in order:
+    pauses = [int(rng.uniform(0.3, 0.8) * RATE) for _ in order]
+    length = int(LEAD_S * RATE) + sum(len(x) for _, x in order) + sum(pauses)
+    tracks = {"agent": np.zeros(length, dtype=np.float32), "customer": np.zeros(length, dtype=np.float32)}
+    turns, at = [], int(LEAD_S * RATE)
+    for (role, x), pause in zip(order, pauses, strict=True):
+        tracks[role][at : at + len(x)] = x
         turns.append({"role": role, "start": at / RATE, "end": (at + len(x)) / RATE})
-        pause = np.zeros(int(rng.uniform(0.3, 0.8) * RATE), dtype=np.float32)
-        parts += [x, pause]
-        at += len(x) + len(pause)
-    audio = np.concatenate(parts)
-    audio += rng.normal(0.0, NOISE, len(audio)).astype(np.float32)
+        at += len(x) + pause
+    noise = rng.normal(0.0, NOISE, (2, length)).astype(np.float32)
+    stereo = np.stack([tracks["agent"], tracks["customer"]]) + noise
     sexes = {_clips(ravdess, a)[0].sex for a in (agent, customer)}
-    return Mix(f"ravdess_{agent:02d}_{customer:02d}", audio, turns, same_sex=len(sexes) == 1)
+    return Mix(f"ravdess_{agent:02d}_{customer:02d}", stereo.sum(axis=0), stereo, turns, same_sex=len(sexes) == 1)
 
 
 def all_pairs() -> list[tuple[int, int]]:
