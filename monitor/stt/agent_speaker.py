@@ -2,7 +2,7 @@
 
 A contact-centre agent greets and names the company ("thank you for calling ...", "Northwave
 billing, Sophie speaking", "how can I help?"); the phrases are data, in `models/lexicon.toml`
-under `[greeting]`. Only each speaker's first turns are transcribed (up to 6 s), with the model
+under `[greeting]`. Only each speaker's first two turns are transcribed (up to 6 s), with the model
 the call is replayed with: the first speaker's first, since that is nearly always the agent, and
 the second speaker's only when the first did not greet. Neither greeting: whoever opens the call
 (most of the first 2 s of speech, `diarize.OPENING_S`).
@@ -23,6 +23,10 @@ from .worker import Transcriber
 
 RATE = 16000
 LISTEN_S = 6.0  # of each speaker's first turns, enough for "thank you for calling X, this is Y, how can I help"
+# A greeting opens the agent's first turn; the second is heard too, for a greeting the split cut
+# in two. Later turns never greeted on the scenario mixes, and each costs a Whisper pass (0.3 s of
+# CPU): hearing up to 6 s of turns took 2-3.5 s on a call where nobody greets.
+OPENING_TURNS = 2
 SPEAKERS = ("first", "second")
 
 
@@ -69,7 +73,7 @@ def choose_agent(diar: Diarization, head: np.ndarray, setting: str, transcriber:
 
 
 def openings(diar: Diarization, head: np.ndarray, speaker: int) -> list[np.ndarray]:
-    """The speaker's first turns (from the kept start of the audio), one clip per turn, up to LISTEN_S in all.
+    """The speaker's first OPENING_TURNS turns (from the kept start of the audio), one clip per turn, up to LISTEN_S in all.
 
     Each turn is transcribed on its own: Whisper run over several turns pasted together loses the
     first of them (the greeting) more often than it hears it.
@@ -78,7 +82,7 @@ def openings(diar: Diarization, head: np.ndarray, speaker: int) -> list[np.ndarr
     got = 0
     for start, end in _joined(diar.turns(speaker)):
         a, b = int(start * RATE), min(int(end * RATE), len(head))
-        if a >= len(head) or got >= LISTEN_S * RATE:
+        if a >= len(head) or got >= LISTEN_S * RATE or len(clips) == OPENING_TURNS:
             break
         clip = head[a : min(b, a + int(LISTEN_S * RATE) - got)]
         clips.append(clip)
