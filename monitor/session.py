@@ -96,7 +96,7 @@ def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> 
 
     first = FileSource(source.path, source.block_samples)
     first.use_roles({"mix": 0})
-    features = FeatureStream()
+    features = FeatureStream(threads=cfg.stt.threads)  # a QA worker's share of the cores, as its model's
     for block in first:
         features.push(block.roles["mix"][: block.length])
     diar = features.result()

@@ -81,7 +81,8 @@ class Diarization:
 class FeatureStream:
     """MFCC frames and VAD probabilities of a mono signal, fed block by block."""
 
-    def __init__(self, keep_s: float = 60.0) -> None:
+    def __init__(self, keep_s: float = 60.0, threads: int = 0) -> None:
+        self._threads = threads  # the voice encoder's CPU threads (0: onnxruntime's default, one per core)
         self._vad = StreamingVad()
         self._keep = int(keep_s * RATE)
         self._head: list[np.ndarray] = []  # the first `keep_s` of audio, for hearing who greets
@@ -119,7 +120,7 @@ class FeatureStream:
         mfcc = np.concatenate([mfcc, np.zeros((max(0, n - len(mfcc)), N_MFCC), dtype=np.float32)])[:n]
         probs = np.concatenate(self._probs) if self._probs else np.zeros(0, dtype=np.float32)
         speech = _speech_frames(probs, n)
-        return _cluster(mfcc, speech, self._mels.frames())
+        return _cluster(mfcc, speech, self._mels.frames(), self._threads)
 
 
 def diarize(blocks: Iterable[np.ndarray]) -> Diarization:
@@ -170,7 +171,7 @@ def _fill_runs(mask: np.ndarray, value: bool, shorter_than: int) -> np.ndarray:
     return out
 
 
-def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray) -> Diarization:
+def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray, threads: int) -> Diarization:
     labels = np.full(len(mfcc), -1, dtype=np.int8)
     idx = np.flatnonzero(speech)
     if len(idx) < 2 * PARTIAL:
@@ -178,7 +179,7 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray) -> Diarizat
         return Diarization(labels)
     mfcc = mfcc - mfcc[idx].mean(axis=0)
     mfcc /= mfcc[idx].std(axis=0) + 1e-6
-    frame_labels = _voice_labels(mels, speech)
+    frame_labels = _voice_labels(mels, speech, threads)
     x = mfcc[idx]
     assign = frame_labels[idx]
     for _ in range(RESEG_ROUNDS):
@@ -197,7 +198,7 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray) -> Diarizat
     return Diarization(labels)
 
 
-def _voice_labels(mels: np.ndarray, speech: np.ndarray) -> np.ndarray:
+def _voice_labels(mels: np.ndarray, speech: np.ndarray, threads: int) -> np.ndarray:
     """Speaker 0/1 per speech frame (-1 where no window reached) from the voice encoder's windows."""
     n = len(speech)
     mels = np.concatenate([mels, np.zeros((max(0, n - len(mels)), mels.shape[1]), dtype=np.float32)])[:n]
@@ -215,7 +216,7 @@ def _voice_labels(mels: np.ndarray, speech: np.ndarray) -> np.ndarray:
     out = np.where(speech, 0, -1).astype(np.int8)
     if len(full) + len(short) < 4:
         return out
-    enc = encoder()
+    enc = encoder(threads)
     # In batches: an hour's recording has about 7,000 windows.
     batches = [enc.embed(np.stack([mels[a:b] for a, b in full[i : i + VOICE_BATCH]]))
                for i in range(0, len(full), VOICE_BATCH)]

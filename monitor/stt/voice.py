@@ -78,6 +78,6 @@ def _mel_basis() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def encoder() -> VoiceEncoder:
-    """The process's one encoder (loading it takes about 50 ms)."""
-    return VoiceEncoder()
+def encoder(threads: int = 0) -> VoiceEncoder:
+    """The process's one encoder (loading it takes about 50 ms), on `threads` CPU threads (0: one per core)."""
+    return VoiceEncoder(threads)
