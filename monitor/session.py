@@ -116,7 +116,7 @@ def _split(source: FileSource, cfg: Config, transcriber: Transcriber | None) -> 
         "method": "diarization", "agent": ("first", "second")[choice.speaker], "reason": choice.reason,
         "agent_speech_s": round(agent_s, 1), "customer_speech_s": round(customer_s, 1),
     }
-    return SplitSource(source, diar.labels, HOP, choice.speaker, summary)
+    return SplitSource(source, diar.labels, HOP, choice.speaker, summary, noise_rms=diar.noise_rms)
 
 
 class CallSession:

@@ -268,12 +268,18 @@ class SplitSource:
     source works as on a stereo call. `labels` gives the speaker of each `hop` samples (-1
     nobody, 0 the first to speak, 1 the other); the gains ramp over one hop at a change, so no
     click is cut into the audio. Where nobody speaks both roles hear the line's background.
+    What fills the silenced stretches is hiss at `noise_rms` (the line's own level, measured by
+    the diarization where nobody speaks), as a stereo channel has there: on digital silence
+    tiny.en heard the next turn differently now and then (docs/EVALUATION.md).
     """
 
     PAD_S = 0.05  # the other speaker's turns widened by this much: their first and last sounds stay out
 
-    def __init__(self, source: FileSource, labels: np.ndarray, hop: int, agent: int, diarization: dict) -> None:
+    def __init__(self, source: FileSource, labels: np.ndarray, hop: int, agent: int, diarization: dict,
+                 noise_rms: float = 0.0) -> None:
         self.source = source
+        self._noise_rms = noise_rms
+        self._noise = {role: np.random.default_rng(seed) for seed, role in enumerate(("agent", "customer"))}
         source.use_roles({"mix": 0})
         self.roles = {"agent": 0, "customer": 0}
         self.diarization = diarization  # what call.started says about the split
@@ -309,10 +315,13 @@ class SplitSource:
         for block in self.source:
             x = block.roles["mix"]
             t = (block.start + np.arange(len(x))) / self._hop - 0.5  # position in frames, frame centres at .5
-            yield AudioBlock(
-                block.start, block.length,
-                {role: (x * np.interp(t, np.arange(len(g)), g)).astype(np.float32) for role, g in self._gain.items()},
-            )
+            yield AudioBlock(block.start, block.length, {role: self._role(role, x, t) for role in self._gain})
+
+    def _role(self, role: str, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        g = self._gain[role]
+        gain = np.interp(t, np.arange(len(g)), g)
+        hiss = self._noise[role].standard_normal(len(x)) * self._noise_rms
+        return (x * gain + hiss * (1.0 - gain)).astype(np.float32)
 
 
 def _gain(labels: np.ndarray, own: int, other: int, pad: int) -> np.ndarray:

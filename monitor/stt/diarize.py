@@ -28,7 +28,7 @@ whole recording.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.fft import dct, rfft
@@ -54,6 +54,7 @@ MIN_TURN_S = 0.3  # shorter runs join their neighbours
 VAD_ON, VAD_OFF = 0.5, 0.35
 MIN_GAP_S = 0.25  # a pause shorter than this stays inside the turn
 MIN_SPEECH_S = 0.1
+NOISE_PERCENTILE = 20  # of the non-speech frames' power: the hiss, not breaths or the other side's tails
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Diarization:
     """
 
     labels: np.ndarray
+    noise_rms: float = 0.0  # the line's hiss where nobody speaks (RMS, full scale 1)
 
     def turns(self, speaker: int) -> list[tuple[float, float]]:
         """The speaker's turns as (start, end) seconds, in order."""
@@ -89,6 +91,7 @@ class FeatureStream:
         self._rest = np.zeros(0, dtype=np.float32)
         self._mfcc: list[np.ndarray] = []
         self._probs: list[np.ndarray] = []
+        self._power: list[np.ndarray] = []  # mean square per 10 ms frame, for the line's noise floor
         self._window = np.hamming(WIN).astype(np.float32)
         self._mel = _mel_filters()
         self._mels = MelStream()
@@ -103,6 +106,7 @@ class FeatureStream:
         self._mels.push(x)
         frames, self._rest = sliding_frames(np.concatenate([self._rest, x.astype(np.float32, copy=False)]), WIN, HOP)
         if len(frames):
+            self._power.append((frames.astype(np.float64) ** 2).mean(axis=1))
             frames = np.concatenate([frames[:, :1], frames[:, 1:] - 0.97 * frames[:, :-1]], axis=1) * self._window
             power = np.abs(rfft(frames, N_FFT, axis=1)) ** 2
             logmel = np.log(power @ self._mel.T + 1e-8)
@@ -120,7 +124,10 @@ class FeatureStream:
         mfcc = np.concatenate([mfcc, np.zeros((max(0, n - len(mfcc)), N_MFCC), dtype=np.float32)])[:n]
         probs = np.concatenate(self._probs) if self._probs else np.zeros(0, dtype=np.float32)
         speech = _speech_frames(probs, n)
-        return _cluster(mfcc, speech, self._mels.frames(), self._threads)
+        power = np.concatenate(self._power)[:n] if self._power else np.zeros(0)
+        quiet = power[~speech[: len(power)]]
+        noise_rms = float(np.sqrt(np.percentile(quiet, NOISE_PERCENTILE))) if len(quiet) else 0.0
+        return replace(_cluster(mfcc, speech, self._mels.frames(), self._threads), noise_rms=noise_rms)
 
 
 def diarize(blocks: Iterable[np.ndarray]) -> Diarization:
