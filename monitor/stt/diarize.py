@@ -28,7 +28,7 @@ whole recording.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.fft import dct, rfft
@@ -127,7 +127,7 @@ class FeatureStream:
         power = np.concatenate(self._power)[:n] if self._power else np.zeros(0)
         quiet = power[~speech[: len(power)]]
         noise_rms = float(np.sqrt(np.percentile(quiet, NOISE_PERCENTILE))) if len(quiet) else 0.0
-        return replace(_cluster(mfcc, speech, self._mels.frames(), self._threads), noise_rms=noise_rms)
+        return Diarization(_cluster(mfcc, speech, self._mels.frames(), self._threads), noise_rms)
 
 
 def diarize(blocks: Iterable[np.ndarray]) -> Diarization:
@@ -178,12 +178,13 @@ def _fill_runs(mask: np.ndarray, value: bool, shorter_than: int) -> np.ndarray:
     return out
 
 
-def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray, threads: int) -> Diarization:
+def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray, threads: int) -> np.ndarray:
+    """The speaker of every 10 ms frame: -1 nobody, 0 who opens the call, 1 the other."""
     labels = np.full(len(mfcc), -1, dtype=np.int8)
     idx = np.flatnonzero(speech)
     if len(idx) < 2 * PARTIAL:
         labels[idx] = 0
-        return Diarization(labels)
+        return labels
     mfcc = mfcc - mfcc[idx].mean(axis=0)
     mfcc /= mfcc[idx].std(axis=0) + 1e-6
     frame_labels = _voice_labels(mels, speech, threads)
@@ -202,7 +203,7 @@ def _cluster(mfcc: np.ndarray, speech: np.ndarray, mels: np.ndarray, threads: in
     opening = labels[labels >= 0][: int(OPENING_S * RATE / HOP)]
     if np.count_nonzero(opening == 1) > np.count_nonzero(opening == 0):
         labels = np.where(labels >= 0, 1 - labels, labels).astype(np.int8)
-    return Diarization(labels)
+    return labels
 
 
 def _voice_labels(mels: np.ndarray, speech: np.ndarray, threads: int) -> np.ndarray:
