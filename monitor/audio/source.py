@@ -319,7 +319,11 @@ class SplitSource:
 
     def _role(self, role: str, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         g = self._gain[role]
-        gain = np.interp(t, np.arange(len(g)), g)
+        # Only the frames this block spans: np.interp reads its whole `xp`, and over the whole
+        # call's gains that cost 2.5 ms a block, about 3 minutes for an hour's file.
+        lo = min(max(0, int(np.floor(t[0]))), len(g) - 1)
+        hi = min(len(g), max(lo + 1, int(np.ceil(t[-1])) + 2))
+        gain = np.interp(t, np.arange(lo, hi), g[lo:hi])
         hiss = self._noise[role].standard_normal(len(x)) * self._noise_rms
         return (x * gain + hiss * (1.0 - gain)).astype(np.float32)
 
